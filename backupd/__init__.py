@@ -1,0 +1,2 @@
+"""backupd: a systemd-native backup daemon."""
+__version__ = "0.1.0"

@@ -1,0 +1,71 @@
+"""The Destination protocol: where finished archives are kept.
+
+Semantics every destination honours (checked by one contract suite, tests/destinations/contract.py):
+- store(path, meta) puts the complete archive under meta.name, or nothing: a partial upload is never
+  visible to list(). Storing a name that is already present with the same sha256 is a no-op success
+  (idempotent), so a retried run never duplicates a backup.
+- list(job) returns only backupd's own archives (never foreign files), newest first.
+- fetch(name, out_path) writes the archive's exact bytes to out_path.
+- delete(name) removes one archive; deleting a name that is absent is not an error (idempotent).
+- Errors are DestinationError with a `kind`; `permanent` says whether retrying can help.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol
+
+Progress = Callable[[int, int], None]   # (bytes done, bytes total)
+
+KINDS = ("auth", "quota", "not-found", "network", "verify", "io", "config")
+
+
+class DestinationError(Exception):
+    """A destination failed. `kind` is one of KINDS; `permanent` is False when a later retry may work."""
+
+    def __init__(self, message: str, kind: str = "io", permanent: bool = True):
+        super().__init__(message)
+        self.kind = kind
+        self.permanent = permanent
+
+
+@dataclass(frozen=True)
+class ArchiveMeta:
+    """What a destination is told about the archive it stores."""
+
+    name: str
+    job: str
+    run_id: str
+    host: str
+    size: int
+    sha256: str
+    created: str           # ISO-8601 UTC
+
+
+@dataclass(frozen=True)
+class StoredBackup:
+    """One archive held by a destination."""
+
+    name: str
+    size: int
+    location: str          # a path, or a Drive file id URI
+    job: str = ""
+    run_id: str = ""
+    sha256: str = ""
+    created: str = ""
+    file_id: str = ""
+    link: str = ""
+    extra: dict = field(default_factory=dict, compare=False)
+
+    def to_dict(self) -> dict:
+        return {key: value for key, value in asdict(self).items() if value not in ("", {}, None)}
+
+
+class Destination(Protocol):
+    name: str
+
+    def store(self, archive: Path, meta: ArchiveMeta, progress: Progress | None = None) -> StoredBackup: ...
+    def list(self, job: str | None = None) -> list[StoredBackup]: ...
+    def fetch(self, name: str, out_path: Path) -> None: ...
+    def delete(self, name: str) -> None: ...
+    def close(self) -> None: ...

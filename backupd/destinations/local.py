@@ -1,0 +1,146 @@
+"""A directory on this machine (another disk, an NFS mount). Stores by hard link or copy, always atomically."""
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from .base import ArchiveMeta, DestinationError, Progress, StoredBackup
+
+SUFFIX = ".tar.zst"
+SIDECAR = ".meta.json"
+PARTIAL_PREFIX = ".partial-"
+COPY_BLOCK = 4 * 1024 * 1024
+
+
+def fsync_directory(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class LocalDestination:
+    def __init__(self, config, *, state_dir: Path | None = None, cancel=None):
+        self.name = config.name
+        self.root = Path(config.path)
+        self.cancel = cancel
+
+    def store(self, archive: Path, meta: ArchiveMeta, progress: Progress | None = None) -> StoredBackup:
+        final = self.root / meta.name
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            existing = self._existing(final, meta)
+            if existing:
+                return existing
+            self._write_sidecar(meta)
+            partial = self.root / f"{PARTIAL_PREFIX}{meta.name}"
+            self._place(archive, partial, meta, progress)
+            os.replace(partial, final)
+            fsync_directory(self.root)
+        except OSError as exc:
+            raise DestinationError(f"local destination '{self.name}': cannot write {final}: "
+                                   f"{exc.strerror}", kind=_kind(exc), permanent=True) from None
+        return self._stored(final, meta.__dict__)
+
+    def _existing(self, final: Path, meta: ArchiveMeta) -> StoredBackup | None:
+        info = self._sidecar(final)
+        if final.exists() and info.get("sha256") == meta.sha256 and final.stat().st_size == meta.size:
+            return self._stored(final, info)
+        return None
+
+    def _place(self, archive: Path, partial: Path, meta: ArchiveMeta, progress: Progress | None) -> None:
+        partial.unlink(missing_ok=True)
+        try:
+            os.link(archive, partial)   # same file system: no copy, the same verified bytes
+        except OSError:
+            self._copy(archive, partial, meta, progress)
+        if progress:
+            progress(meta.size, meta.size)
+
+    def _copy(self, archive: Path, partial: Path, meta: ArchiveMeta, progress: Progress | None) -> None:
+        digest = hashlib.sha256()
+        done = 0
+        try:
+            with open(archive, "rb") as src, open(partial, "wb") as dst:
+                while block := src.read(COPY_BLOCK):
+                    if self.cancel:
+                        self.cancel.check()
+                    dst.write(block)
+                    digest.update(block)
+                    done += len(block)
+                    if progress:
+                        progress(done, meta.size)
+                dst.flush()
+                os.fsync(dst.fileno())
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        if digest.hexdigest() != meta.sha256:
+            partial.unlink(missing_ok=True)
+            raise DestinationError(f"local destination '{self.name}': copy of {meta.name} does not "
+                                   "match its sha256; the disk may be failing", kind="verify")
+
+    def _write_sidecar(self, meta: ArchiveMeta) -> None:
+        sidecar = self.root / (meta.name + SIDECAR)
+        tmp = sidecar.with_name(PARTIAL_PREFIX + sidecar.name)
+        tmp.write_text(json.dumps(meta.__dict__, sort_keys=True))
+        os.replace(tmp, sidecar)
+
+    def _sidecar(self, archive: Path) -> dict:
+        try:
+            return json.loads((archive.parent / (archive.name + SIDECAR)).read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def _stored(self, path: Path, info: dict) -> StoredBackup:
+        return StoredBackup(name=path.name, size=path.stat().st_size, location=str(path),
+                            job=info.get("job", ""), run_id=info.get("run_id", ""),
+                            sha256=info.get("sha256", ""), created=info.get("created", ""))
+
+    def list(self, job: str | None = None) -> list[StoredBackup]:
+        try:
+            entries = [p for p in self.root.iterdir()
+                       if p.name.endswith(SUFFIX) and not p.name.startswith(PARTIAL_PREFIX)]
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise DestinationError(f"local destination '{self.name}': cannot list {self.root}: "
+                                   f"{exc.strerror}", kind=_kind(exc)) from None
+        backups = [self._stored(path, self._sidecar(path)) for path in entries]
+        backups = [b for b in backups if b.job and (job is None or b.job == job)]
+        return sorted(backups, key=lambda b: (b.created, b.name), reverse=True)
+
+    def fetch(self, name: str, out_path: Path) -> None:
+        source = self._path_of(name)
+        try:
+            with open(source, "rb") as src, open(out_path, "wb") as dst:
+                while block := src.read(COPY_BLOCK):
+                    dst.write(block)
+        except FileNotFoundError:
+            raise DestinationError(f"local destination '{self.name}': no backup named {name}",
+                                   kind="not-found") from None
+
+    def delete(self, name: str) -> None:
+        path = self._path_of(name)
+        path.unlink(missing_ok=True)
+        (self.root / (name + SIDECAR)).unlink(missing_ok=True)
+        if self.root.exists():
+            fsync_directory(self.root)
+
+    def _path_of(self, name: str) -> Path:
+        if "/" in name or not name.endswith(SUFFIX) or name.startswith("."):
+            raise DestinationError(f"local destination '{self.name}': {name!r} is not a backup name",
+                                   kind="not-found")
+        return self.root / name
+
+    def close(self) -> None:
+        pass
+
+
+def _kind(exc: OSError) -> str:
+    return {errno.ENOSPC: "quota", errno.EDQUOT: "quota", errno.EACCES: "auth",
+            errno.EPERM: "auth", errno.ENOENT: "not-found"}.get(exc.errno, "io")

@@ -1,0 +1,32 @@
+"""The Source protocol: a source writes its members into an archive sink under `<source name>/`."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+
+class SourceError(Exception):
+    """A source could not be read; the message names the path or command and what to do."""
+
+
+class MemberSink(Protocol):
+    """What the archive writer offers a source. Member names are relative to the source's folder."""
+
+    def add_directory(self, name: str, st: os.stat_result) -> None: ...
+    def add_file(self, name: str, path: str, st: os.stat_result) -> None:
+        """Read `path` (stat'ed as `st`) into the archive; a file that changes or vanishes is a warning."""
+    def add_symlink(self, name: str, target: str, st: os.stat_result) -> None: ...
+    def add_stream(self, name: str, stream: BinaryIO, size: int, mode: int = 0o600,
+                   mtime: float | None = None) -> None:
+        """Copy exactly `size` bytes from `stream`."""
+    def warn(self, name: str, message: str) -> None:
+        """Record a non-fatal problem in the manifest and the log."""
+    def check_cancel(self) -> None: ...
+
+
+class Source(Protocol):
+    name: str
+
+    def write(self, sink: MemberSink, workdir: Path) -> None:
+        """Take a fresh snapshot and write it; `workdir` is private scratch space removed after the run."""
