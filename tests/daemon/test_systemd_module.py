@@ -1,0 +1,230 @@
+"""backupd.daemon.systemd against real sockets: a test-owned NOTIFY_SOCKET and inherited listening sockets."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from backupd.daemon import systemd
+
+
+@pytest.fixture
+def notify_socket(tmp_path):
+    """A datagram socket standing in for systemd's notification socket."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(tmp_path / "notify.sock"))
+    sock.settimeout(5)
+    yield sock
+    sock.close()
+
+
+def receive(sock: socket.socket) -> dict[str, str]:
+    return dict(field.split("=", 1) for field in sock.recv(4096).decode().split("\n"))
+
+
+def test_messages_arrive_as_systemd_expects(notify_socket):
+    notifier = systemd.Notifier(notify_socket.getsockname())
+    assert notifier.status("loading config")
+    assert receive(notify_socket) == {"STATUS": "loading config"}
+    notifier.ready("idle; next run daily at 03:00")
+    assert receive(notify_socket) == {"READY": "1", "STATUS": "idle; next run daily at 03:00"}
+    notifier.stopping()
+    assert receive(notify_socket) == {"STOPPING": "1"}
+    notifier.watchdog_ping()
+    assert receive(notify_socket) == {"WATCHDOG": "1"}
+    notifier.extend_timeout(2.5)
+    assert receive(notify_socket) == {"EXTEND_TIMEOUT_USEC": "2500000"}
+
+
+def test_reloading_carries_a_monotonic_timestamp(notify_socket):
+    before = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+    systemd.Notifier(notify_socket.getsockname()).reloading()
+    message = receive(notify_socket)
+    after = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+    assert message["RELOADING"] == "1"
+    assert before <= int(message["MONOTONIC_USEC"]) <= after
+
+
+def test_status_is_one_line_and_utf8(notify_socket):
+    systemd.Notifier(notify_socket.getsockname()).status("daily: failed\nbad → config")
+    assert receive(notify_socket) == {"STATUS": "daily: failed bad → config"}
+
+
+def test_abstract_socket_name():
+    name = f"backupd-test-{os.getpid()}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind("\0" + name)
+        sock.settimeout(5)
+        assert systemd.Notifier("@" + name).ready()
+        assert sock.recv(100) == b"READY=1"
+
+
+def test_no_op_without_notify_socket(monkeypatch):
+    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
+    notifier = systemd.Notifier()
+    assert not notifier.enabled
+    assert notifier.ready("x") is False
+
+
+def test_environment_is_read_when_no_address_given(monkeypatch, notify_socket):
+    monkeypatch.setenv("NOTIFY_SOCKET", notify_socket.getsockname())
+    assert systemd.Notifier().status("from env")
+    assert receive(notify_socket) == {"STATUS": "from env"}
+
+
+def test_send_error_is_swallowed(tmp_path):
+    assert systemd.Notifier(str(tmp_path / "nobody-listens.sock")).ready() is False
+
+
+@pytest.mark.parametrize(
+    "environ, expected",
+    [
+        ({}, None),
+        ({"WATCHDOG_USEC": "10000000"}, 5.0),
+        ({"WATCHDOG_USEC": "0"}, None),
+        ({"WATCHDOG_USEC": "junk"}, None),
+        ({"WATCHDOG_USEC": "4000000", "WATCHDOG_PID": str(os.getpid())}, 2.0),
+        ({"WATCHDOG_USEC": "4000000", "WATCHDOG_PID": "1"}, None),
+    ],
+)
+def test_watchdog_interval(environ, expected):
+    assert systemd.watchdog_interval(environ) == expected
+
+
+def test_watchdog_pings_only_while_healthy(notify_socket):
+    healthy = threading.Event()
+    healthy.set()
+    dog = systemd.Watchdog(systemd.Notifier(notify_socket.getsockname()), 0.05, healthy.is_set)
+    dog.start()
+    try:
+        assert [receive(notify_socket) for _ in range(3)] == [{"WATCHDOG": "1"}] * 3
+        healthy.clear()
+        drain_until_quiet(notify_socket, quiet=0.3)
+        healthy.set()
+        assert receive(notify_socket) == {"WATCHDOG": "1"}
+    finally:
+        dog.stop(timeout=5)
+    assert not dog.is_alive()
+
+
+def test_watchdog_rate_follows_interval(notify_socket):
+    dog = systemd.Watchdog(systemd.Notifier(notify_socket.getsockname()), 0.1, lambda: True)
+    start = time.monotonic()
+    dog.start()
+    for _ in range(4):
+        receive(notify_socket)
+    elapsed = time.monotonic() - start
+    dog.stop(timeout=5)
+    assert 0.28 <= elapsed < 2.0  # 4 pings at t=0, .1, .2, .3
+
+
+def test_failing_health_check_means_no_ping(notify_socket):
+    def broken() -> bool:
+        raise RuntimeError("scheduler gone")
+
+    dog = systemd.Watchdog(systemd.Notifier(notify_socket.getsockname()), 0.02, broken)
+    dog.start()
+    notify_socket.settimeout(0.3)
+    with pytest.raises(TimeoutError):
+        notify_socket.recv(100)
+    dog.stop(timeout=5)
+
+
+def drain_until_quiet(sock: socket.socket, quiet: float) -> None:
+    """Read until no datagram arrives for `quiet` seconds (fails after 5 s of chatter)."""
+    deadline = time.monotonic() + 5
+    sock.settimeout(quiet)
+    try:
+        while time.monotonic() < deadline:
+            try:
+                sock.recv(100)
+            except TimeoutError:
+                return
+        pytest.fail("watchdog kept pinging while unhealthy")
+    finally:
+        sock.settimeout(5)
+
+
+CHILD = """
+import os, socket, sys
+from backupd.daemon import systemd
+names = systemd.listen_fd_names()
+socks = systemd.listen_fds()
+left = [v for v in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES") if v in os.environ]
+print(len(socks), names, left, [(s.family.name, s.type.name, s.fileno()) for s in socks], flush=True)
+if socks:
+    conn, _ = socks[0].accept()
+    conn.sendall(b"served")
+    conn.close()
+"""
+
+
+def run_child(env: dict[str, str], pass_fds=(), preexec=None) -> subprocess.Popen:
+    """The child python; a shell sets LISTEN_PID to its own pid when env asks for "self", then execs it."""
+    shell = 'if [ "$LISTEN_PID" = self ]; then export LISTEN_PID=$$; fi; exec "$0" -c "$1"'
+    return subprocess.Popen(
+        ["sh", "-c", shell, sys.executable, CHILD], env={**os.environ, **env}, pass_fds=pass_fds,
+        preexec_fn=preexec, stdout=subprocess.PIPE, text=True,
+    )
+
+
+def test_listen_fds_takes_an_inherited_socket(tmp_path):
+    path = str(tmp_path / "ctl.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen()
+
+    env = {"LISTEN_PID": "self", "LISTEN_FDS": "1", "LISTEN_FDNAMES": "control"}
+    child = run_child(env, {listener.fileno(), 3}, lambda: os.dup2(listener.fileno(), 3))
+    line = child.stdout.readline().strip()
+    assert line == "1 ['control'] [] [('AF_UNIX', 'SOCK_STREAM', 3)]"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+        client.settimeout(5)
+        client.connect(path)
+        assert client.recv(10) == b"served"
+    assert child.wait(timeout=10) == 0
+    listener.close()
+
+
+def test_listen_fds_for_another_pid_is_ignored_and_unset():
+    child = run_child({"LISTEN_PID": "1", "LISTEN_FDS": "1"})
+    out, _ = child.communicate(timeout=10)
+    assert out.strip() == "0 [] [] []"
+
+
+def test_listen_fds_without_activation(monkeypatch):
+    for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
+        monkeypatch.delenv(name, raising=False)
+    assert systemd.listen_fds() == []
+
+
+@pytest.mark.skipif(not shutil.which("systemd-socket-activate"), reason="systemd-socket-activate not installed")
+def test_listen_fds_under_systemd_socket_activate(tmp_path):
+    path = str(tmp_path / "ctl.sock")
+    argv = ["systemd-socket-activate", "-l", path, "--fdname=control", sys.executable, "-c", CHILD]
+    activator = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        wait_for(lambda: os.path.exists(path), "the activation socket")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+            client.settimeout(10)
+            client.connect(path)
+            assert client.recv(10) == b"served"
+        assert activator.stdout.readline().strip() == "1 ['control'] [] [('AF_UNIX', 'SOCK_STREAM', 3)]"
+        assert activator.wait(timeout=10) == 0
+    finally:
+        activator.kill()
+        activator.wait()
+
+
+def wait_for(condition, what: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.01)
