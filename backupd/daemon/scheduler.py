@@ -1,0 +1,93 @@
+"""APScheduler wiring: one cron job per configured job, and catch-up of slots missed while the daemon was down.
+
+APScheduler's memory job store forgets missed runs across restarts, so the last handled slot of each job
+is recorded in the state database (like systemd timers' Persistent=true) and checked at start.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, timezone
+from typing import Callable
+from zoneinfo import ZoneInfo
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from ..config import Config, JobConfig
+
+log = logging.getLogger("backupd.scheduler")
+
+
+def cron_trigger(job: JobConfig) -> CronTrigger:
+    """The job's crontab (already normalised by the config: weekdays by name) as an APScheduler trigger."""
+    minute, hour, day, month, day_of_week = job.schedule.split()
+    return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=day_of_week,
+                       timezone=ZoneInfo(job.timezone))
+
+
+def missed_slot(job: JobConfig, last_slot: datetime | None, now: datetime) -> datetime | None:
+    """The first slot after `last_slot` if it is already past, else None."""
+    if last_slot is None:
+        return None
+    upcoming = cron_trigger(job).get_next_fire_time(None, last_slot + timedelta(seconds=1))
+    return upcoming if upcoming is not None and upcoming <= now else None
+
+
+class Scheduler:
+    """Fires `on_fire(job_name, trigger)`; the caller guarantees a job never runs twice at once."""
+
+    def __init__(self, on_fire: Callable[[str, str], object], history):
+        self._on_fire = on_fire
+        self._history = history
+        self._scheduler = BackgroundScheduler(timezone=timezone.utc)
+
+    def start(self, config: Config) -> None:
+        self.apply(config)
+        self._scheduler.start()
+
+    def apply(self, config: Config) -> None:
+        """(Re)schedule every job of `config`; jobs no longer configured are removed."""
+        for existing in self._scheduler.get_jobs():
+            if existing.id.removeprefix("job:") not in config.jobs:
+                existing.remove()
+        for job in config.jobs.values():
+            self._scheduler.add_job(
+                self._fire, cron_trigger(job), args=[job.name], id=f"job:{job.name}",
+                name=f"backup job '{job.name}' ({job.schedule} {job.timezone})", replace_existing=True,
+                misfire_grace_time=int(job.misfire_grace), coalesce=True, max_instances=1)
+
+    def _fire(self, job_name: str) -> None:
+        self._history.set_last_slot(job_name, datetime.now(timezone.utc))
+        self._on_fire(job_name, "schedule")
+
+    def catch_up(self, config: Config, now: datetime | None = None) -> list[str]:
+        """Jobs whose slot passed while the daemon was down (within their grace): run each once."""
+        now = now or datetime.now(timezone.utc)
+        due = []
+        for job in config.jobs.values():
+            slot = missed_slot(job, self._history.last_slot(job.name), now)
+            self._history.set_last_slot(job.name, now)
+            if slot is None:
+                continue
+            late = (now - slot).total_seconds()
+            if job.catch_up and late <= job.misfire_grace:
+                log.info("catching up a missed run", extra={"job": job.name, "slot": slot.isoformat(),
+                                                            "late_seconds": round(late)})
+                due.append(job.name)
+            else:
+                log.warning("missed run not caught up", extra={
+                    "job": job.name, "slot": slot.isoformat(), "late_seconds": round(late),
+                    "reason": "catch_up is off" if not job.catch_up else "later than misfire_grace"})
+        return due
+
+    def next_run(self, job_name: str) -> datetime | None:
+        job = self._scheduler.get_job(f"job:{job_name}")
+        return job.next_run_time if job else None
+
+    def healthy(self) -> bool:
+        thread = getattr(self._scheduler, "_thread", None)
+        return self._scheduler.running and thread is not None and thread.is_alive()
+
+    def shutdown(self) -> None:
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)

@@ -1,0 +1,93 @@
+"""The audit trail: every run in a SQLite database in the state directory, plus the little state runs share
+(last scheduled slot per job, archives waiting for an upload)."""
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from datetime import datetime
+from pathlib import Path
+
+from .result import RunRecord, iso
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY, job TEXT NOT NULL, trigger TEXT NOT NULL, status TEXT NOT NULL,
+    started TEXT NOT NULL, ended TEXT, record TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS runs_job_started ON runs (job, started);
+CREATE TABLE IF NOT EXISTS job_state (job TEXT PRIMARY KEY, last_slot TEXT);
+CREATE TABLE IF NOT EXISTS pending_uploads (
+    archive TEXT NOT NULL, destination TEXT NOT NULL, job TEXT NOT NULL, run_id TEXT NOT NULL,
+    meta TEXT NOT NULL, PRIMARY KEY (archive, destination));
+"""
+
+
+class History:
+    def __init__(self, state_dir: Path):
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.path = state_dir / "history.db"
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(SCHEMA)
+
+    def _run(self, sql: str, params=()) -> list[tuple]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    def save(self, record: RunRecord) -> None:
+        """Insert or update one run (called at start, and again at the end)."""
+        data = record.to_dict()
+        self._run("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)",
+                  (record.run_id, record.job, record.trigger, record.status, data["started"],
+                   data["ended"], json.dumps(data)))
+
+    def mark_interrupted(self) -> list[str]:
+        """Runs left 'running' by a process that died: mark them interrupted; return their ids."""
+        stale = [RunRecord.from_dict(json.loads(row[0]))
+                 for row in self._run("SELECT record FROM runs WHERE status = 'running'")]
+        for record in stale:
+            record.fail("internal", "the daemon stopped while this run was in progress; "
+                        "its temporary files were discarded")
+            record.status = "interrupted"
+            self.save(record)
+        return [record.run_id for record in stale]
+
+    def runs(self, job: str | None = None, limit: int = 20) -> list[RunRecord]:
+        where, params = ("WHERE job = ?", (job,)) if job else ("", ())
+        rows = self._run(f"SELECT record FROM runs {where} ORDER BY started DESC, rowid DESC LIMIT ?",
+                         (*params, limit))
+        return [RunRecord.from_dict(json.loads(row[0])) for row in rows]
+
+    def last_run(self, job: str) -> RunRecord | None:
+        found = self.runs(job, limit=1)
+        return found[0] if found else None
+
+    def get(self, run_id: str) -> RunRecord | None:
+        rows = self._run("SELECT record FROM runs WHERE run_id = ?", (run_id,))
+        return RunRecord.from_dict(json.loads(rows[0][0])) if rows else None
+
+    def last_slot(self, job: str) -> datetime | None:
+        rows = self._run("SELECT last_slot FROM job_state WHERE job = ?", (job,))
+        return datetime.fromisoformat(rows[0][0].replace("Z", "+00:00")) if rows and rows[0][0] else None
+
+    def set_last_slot(self, job: str, slot: datetime) -> None:
+        self._run("INSERT OR REPLACE INTO job_state VALUES (?, ?)", (job, iso(slot)))
+
+    def add_pending(self, archive: str, destination: str, job: str, run_id: str, meta: dict) -> None:
+        self._run("INSERT OR REPLACE INTO pending_uploads VALUES (?, ?, ?, ?, ?)",
+                  (archive, destination, job, run_id, json.dumps(meta)))
+
+    def pending(self, job: str | None = None) -> list[dict]:
+        where, params = ("WHERE job = ?", (job,)) if job else ("", ())
+        rows = self._run(f"SELECT archive, destination, job, run_id, meta FROM pending_uploads {where}", params)
+        return [dict(zip(("archive", "destination", "job", "run_id"), row[:4]), meta=json.loads(row[4]))
+                for row in rows]
+
+    def remove_pending(self, archive: str, destination: str) -> None:
+        self._run("DELETE FROM pending_uploads WHERE archive = ? AND destination = ?", (archive, destination))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
