@@ -1,0 +1,113 @@
+"""The control socket's commands: name -> handler(args, peer, emit) -> result dict."""
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+from .. import __version__
+from ..destinations import registry as destination_registry
+from ..destinations.base import DestinationError
+from ..jobs.result import iso
+from .control import CommandError
+from .runs import Busy
+
+log = logging.getLogger("backupd.control")
+PROGRESS_EVERY = 0.5
+
+
+def progress_of(run) -> dict:
+    progress = run.progress
+    return {"run_id": run.run_id, "job": run.job.name, "stage": progress.stage,
+            "bytes_done": progress.bytes_done, "bytes_total": progress.bytes_total,
+            "percent": progress.percent}
+
+
+class Handlers:
+    def __init__(self, daemon):
+        self.daemon = daemon
+
+    def table(self) -> dict:
+        return {"status": self.status, "trigger": self.trigger, "history": self.history,
+                "list": self.list_backups, "reload": self.reload}
+
+    def status(self, args, peer, emit) -> dict:
+        daemon = self.daemon
+        return {"version": __version__, "pid": os.getpid(),
+                "uptime_s": round(time.monotonic() - daemon.started_monotonic, 1),
+                "config": str(daemon.config.path), "status_text": daemon.status_text(),
+                "jobs": [self._job_status(job) for job in daemon.config.jobs.values()]}
+
+    def _job_status(self, job) -> dict:
+        finished = [r for r in self.daemon.history.runs(job.name, limit=3) if r.status != "running"]
+        active = self.daemon.runs.active(job.name)
+        return {"name": job.name, "schedule": job.schedule, "timezone": job.timezone,
+                "next_run": iso(self.daemon.scheduler.next_run(job.name)),
+                "last_run": finished[0].to_dict() if finished else None,
+                "running": progress_of(active) if active else None,
+                "pending_uploads": len(self.daemon.history.pending(job.name))}
+
+    def trigger(self, args, peer, emit) -> dict:
+        job_name = self._job_name(args.get("job"))
+        try:
+            run, started = self.daemon.runs.start(job_name, "manual",
+                                                  upload_pending_only=bool(args.get("upload_pending")))
+        except Busy as exc:
+            raise CommandError(str(exc)) from None
+        log.info("trigger", extra={"job": job_name, "run_id": run.run_id, "started": started,
+                                   "peer_uid": peer.uid, "peer_pid": peer.pid})
+        if not args.get("wait"):
+            return {"run_id": run.run_id, "job": job_name, "started": started}
+        while not self.daemon.runs.wait(run, timeout=PROGRESS_EVERY):
+            emit({"type": "progress", **progress_of(run)})
+        return run.record.to_dict()
+
+    def _job_name(self, requested) -> str:
+        jobs = self.daemon.config.jobs
+        if requested is None:
+            if len(jobs) != 1:
+                raise CommandError(f"name a job: this daemon has {len(jobs)} ({', '.join(jobs) or 'none'})")
+            return next(iter(jobs))
+        if requested not in jobs:
+            raise CommandError(f"no job named {requested!r}; jobs: {', '.join(jobs) or 'none'}")
+        return requested
+
+    def history(self, args, peer, emit) -> dict:
+        limit = args.get("limit") or 20
+        if not isinstance(limit, int) or not 1 <= limit <= 1000:
+            raise CommandError("limit must be a whole number from 1 to 1000")
+        job = args.get("job")
+        if job is not None:
+            self._job_name(job)
+        return {"runs": [record.to_dict() for record in self.daemon.history.runs(job, limit)]}
+
+    def list_backups(self, args, peer, emit) -> dict:
+        config = self.daemon.config
+        wanted = args.get("destination")
+        if wanted is not None and wanted not in config.destinations:
+            raise CommandError(f"no destination named {wanted!r}; destinations: {', '.join(config.destinations)}")
+        backups, errors = [], []
+        for name, dest_config in config.destinations.items():
+            if wanted in (None, name):
+                self._list_one(dest_config, args.get("job"), backups, errors)
+        if errors and not backups:
+            raise CommandError("; ".join(errors))
+        return {"backups": backups, "errors": errors}
+
+    def _list_one(self, dest_config, job, backups: list, errors: list) -> None:
+        destination = destination_registry.build(dest_config, self.daemon.config.daemon.state_dir)
+        try:
+            for item in destination.list(job):
+                backups.append({"destination": dest_config.name, **item.to_dict()})
+        except DestinationError as exc:
+            errors.append(f"destination '{dest_config.name}': {exc}")
+        finally:
+            destination.close()
+
+    def reload(self, args, peer, emit) -> dict:
+        log.info("reload requested", extra={"peer_uid": peer.uid})
+        errors = self.daemon.reload()
+        if errors:
+            raise CommandError("the new configuration is invalid; still running the old one",
+                               details={"errors": errors})
+        return {"summary": self.daemon.config.summary()}

@@ -1,0 +1,201 @@
+"""The daemon's life: start, serve, reload (validate, then swap), stop. Signal handlers only record."""
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import select
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+
+from .. import config as config_module
+from .. import logs
+from ..jobs.history import History
+from ..jobs.spool import Spool
+from . import status
+from .control import Authorizer, ControlServer
+from .handlers import Handlers
+from .listener import open_listener
+from .runs import RunManager
+from .scheduler import Scheduler
+from .systemd import Notifier, Watchdog, watchdog_interval
+
+log = logging.getLogger("backupd.daemon")
+ACTIVE_REFRESH = 2.0   # STATUS= refresh while a run is going; idle, the loop sleeps until something happens
+
+
+class Daemon:
+    def __init__(self, config: config_module.Config, run_at_start: bool = False):
+        self.config = config
+        self.run_at_start = run_at_start
+        self.notifier = Notifier()
+        self.started_monotonic = time.monotonic()
+        self._reload_lock = threading.Lock()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_w.setblocking(False)
+        self.reload_error: str | None = None
+
+    # ---- start -------------------------------------------------------------------------------
+    def start(self) -> None:
+        state_dir = self.config.daemon.state_dir
+        self.notifier.status("recovering interrupted runs")
+        self._lock_state_dir(state_dir)
+        self.history = History(state_dir)
+        interrupted = self.history.mark_interrupted()
+        if interrupted:
+            log.warning("runs interrupted by the last stop", extra={"run_ids": interrupted})
+        keep = {item["archive"] for item in self.history.pending()}
+        Spool(state_dir).clean(keep)
+        self.runs = RunManager(self.history, lambda: self.config, self.wake)
+        self.scheduler = Scheduler(self._fire, self.history)
+        self.listener = open_listener(self.config.daemon.socket, self.config.daemon.control_group)
+        self.control = ControlServer(self.listener.socket, Handlers(self).table(),
+                                     Authorizer(self.config.daemon.control_group))
+        self.control.start()
+        due = self.scheduler.catch_up(self.config)
+        self.scheduler.start(self.config)
+        self._start_watchdog()
+        self.notifier.ready(self.status_text())
+        log.info("daemon ready", extra={"pid": os.getpid(), "config": str(self.config.path),
+                                        "socket": str(self.listener.path), "activated": self.listener.activated,
+                                        "jobs": list(self.config.jobs)})
+        self._initial_runs(due)
+
+    def _lock_state_dir(self, state_dir: Path) -> None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_file = open(state_dir / "daemon.lock", "w")
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SystemExit(f"backupd: another backupd is already running on {state_dir}") from None
+
+    def _initial_runs(self, due: list[str]) -> None:
+        for name in due:
+            self._fire(name, "catch-up")
+        if self.run_at_start:
+            for name in self.config.jobs:
+                self._fire(name, "manual")
+
+    def _fire(self, job_name: str, trigger: str) -> None:
+        try:
+            self.runs.start(job_name, trigger)
+        except Exception:
+            log.exception("could not start a run", extra={"job": job_name, "trigger": trigger})
+
+    def _start_watchdog(self) -> None:
+        interval = watchdog_interval()
+        self.watchdog = Watchdog(self.notifier, interval, self.healthy) if interval else None
+        if self.watchdog:
+            self.watchdog.start()
+
+    def healthy(self) -> bool:
+        """The scheduler thread is alive and the control loop answers a request."""
+        return self.scheduler.healthy() and self.control.ping(timeout=2.0)
+
+    # ---- the main loop -----------------------------------------------------------------------
+    def serve(self) -> int:
+        """Block until SIGTERM/SIGINT; handle SIGHUP as reload. Returns the exit code."""
+        signals = _SignalRecorder(self._wake_w)
+        try:
+            while True:
+                self.notifier.status(self.status_text())
+                self._wait_for_wake()
+                for signum in signals.take(self._wake_r):
+                    if signum == signal.SIGHUP:
+                        self.reload()
+                    elif signum in (signal.SIGTERM, signal.SIGINT):
+                        return self.stop(signals)
+        finally:
+            signals.restore()
+
+    def _wait_for_wake(self) -> None:
+        timeout = ACTIVE_REFRESH if self.runs.all_active() else None
+        select.select([self._wake_r], [], [], timeout)
+
+    def wake(self) -> None:
+        """Ask the main loop to refresh STATUS= (called from other threads)."""
+        try:
+            self._wake_w.send(b"\0")
+        except (BlockingIOError, OSError):
+            pass
+
+    def status_text(self) -> str:
+        return status.text(self)
+
+    # ---- reload ------------------------------------------------------------------------------
+    def reload(self) -> list[str]:
+        """Parse and validate the config aside; swap it in only if valid. Returns the errors, if any."""
+        with self._reload_lock:
+            self.notifier.reloading("reloading configuration")
+            try:
+                new = config_module.load(self.config.path)
+            except config_module.ConfigError as exc:
+                self.reload_error = f"reload failed, kept the old configuration: {exc.errors[0]}"
+                log.error("reload failed", extra={"errors": exc.errors, "config": str(exc.path)})
+                self.notifier.ready(self.status_text())
+                return [f"{exc.path}: {error}" for error in exc.errors]
+            self._swap(new)
+            self.notifier.ready(self.status_text())
+            return []
+
+    def _swap(self, new: config_module.Config) -> None:
+        if new.daemon.socket != self.config.daemon.socket or new.daemon.state_dir != self.config.daemon.state_dir:
+            log.warning("socket and state_dir changes take effect at the next restart")
+        logs.setup(new.daemon.log_level, new.daemon.log_format)
+        self.scheduler.apply(new)
+        self.config = new
+        self.reload_error = None
+        log.info("configuration reloaded", extra={"summary": new.summary()})
+
+    # ---- stop --------------------------------------------------------------------------------
+    def stop(self, signals: "_SignalRecorder") -> int:
+        self.notifier.stopping("stopping: cancelling runs in progress")
+        log.info("daemon stopping")
+        signals.exit_on_next()
+        self.scheduler.shutdown()
+        all_ended = self.runs.stop(self.config.daemon.stop_timeout)
+        if not all_ended:
+            log.error("runs did not stop in time; they are recorded as interrupted at the next start",
+                      extra={"timeout": self.config.daemon.stop_timeout})
+        self.control.stop()
+        self.listener.close()
+        if self.watchdog:
+            self.watchdog.stop()
+        self.history.close()
+        log.info("daemon stopped")
+        return 0
+
+
+class _SignalRecorder:
+    """Handlers only record: set_wakeup_fd writes the signal number to the wake socket."""
+
+    HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+    def __init__(self, wake_w: socket.socket):
+        self._previous = {signum: signal.signal(signum, self._record) for signum in self.HANDLED}
+        self._old_fd = signal.set_wakeup_fd(wake_w.fileno(), warn_on_full_buffer=False)
+        self._exit_now = False
+
+    def _record(self, signum, frame) -> None:
+        if self._exit_now:
+            os._exit(128 + signum)
+
+    def take(self, wake_r: socket.socket) -> list[int]:
+        wake_r.setblocking(False)
+        try:
+            data = wake_r.recv(4096)
+        except BlockingIOError:
+            return []
+        return [byte for byte in data if byte]
+
+    def exit_on_next(self) -> None:
+        """From now on a second SIGTERM/SIGINT ends the process at once."""
+        self._exit_now = True
+
+    def restore(self) -> None:
+        signal.set_wakeup_fd(self._old_fd)
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
