@@ -1,0 +1,15 @@
+"""Fixtures for tests that boot a real systemd: skipped without root + CAP_SYS_ADMIN, never skipped in CI."""
+from __future__ import annotations
+
+import pytest
+
+from private_systemd import PrivateSystemd, require_private_systemd
+
+
+@pytest.fixture
+def private_systemd(tmp_path):
+    """A freshly booted private systemd; powered off and its cgroup removed afterwards."""
+    require_private_systemd()
+    system = PrivateSystemd(tmp_path)
+    with system:
+        yield system
