@@ -155,7 +155,7 @@ def _cron_field(text: str, index: int) -> str:
         for bound in bounds:
             if not low <= bound <= high:
                 raise FieldError(f"{label} must be {low}-{high}, not {bound}")
-        if index == 4:  # crontab counts days from Sunday = 0 (or 7): spell them out by name
+        if index == 4 and (span, step) != ("*", None):  # crontab counts days from Sunday = 0 (or 7): by name
             first, last = (bounds[0], bounds[-1]) if bounds else (0, 6)
             days = range(first, last + 1, int(step or 1))
             out.extend(dict.fromkeys(_DAYS[day % 7] for day in days))
