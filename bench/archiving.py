@@ -1,0 +1,69 @@
+"""Archive benchmarks: every available archiver on one dataset, round-robin, each run in a fresh child and folder."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+from . import datasets
+from .baselines import BASELINE, RUNNERS
+from .measure import BenchError, run_once, summarize
+
+
+def warm_cache(data: Path) -> None:
+    """Read every file once so all tools see a warm page cache."""
+    subprocess.run("tar -cf - . | cat > /dev/null", shell=True, cwd=data, check=True)
+
+
+def bench_dataset(data: Path, work: Path, tools: list[str], repeat: int, log=print) -> dict:
+    """Run each tool `repeat` times on `data`; return per-tool summaries with ratios to tar|zstd."""
+    warm_cache(data)
+    results: dict[str, dict] = {}
+    samples: dict[str, list] = {}
+    for name in tools:
+        reason = RUNNERS[name].missing()
+        if reason:
+            results[name] = {"unavailable": reason}
+            log(f"  {name}: unavailable: {reason}")
+        else:
+            samples[name] = []
+    for index in range(repeat):
+        for name in list(samples):
+            try:
+                samples[name].append(_one_run(name, data, work / f"{_slug(name)}-{index}"))
+            except BenchError as exc:
+                results[name] = {"error": str(exc)}
+                log(f"  {name}: error: {exc}")
+                del samples[name]
+                continue
+            log(f"  {name} run {index + 1}/{repeat}: {samples[name][-1].wall:.2f} s")
+    for name, series in samples.items():
+        results[name] = {**summarize(series), "tool": RUNNERS[name].describe()}
+    add_ratios(results)
+    return {"dataset": {"path": str(data), **datasets.summary(data)},
+            "tools": {name: results[name] for name in tools}}
+
+
+def _one_run(name: str, data: Path, run_dir: Path):
+    """One timed run into a fresh folder; the folder is removed afterwards, outside the timed section."""
+    run_dir.mkdir(parents=True)
+    try:
+        invocation = RUNNERS[name].prepare(data, run_dir)
+        return run_once(invocation, run_dir.parent / f"{run_dir.name}.log")
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def add_ratios(results: dict) -> None:
+    """Wall time, output size and peak RSS of each tool relative to tar|zstd."""
+    base = results.get(BASELINE, {})
+    if "wall_median" not in base:
+        return
+    for entry in results.values():
+        if "wall_median" in entry:
+            entry["wall_ratio"] = entry["wall_median"] / base["wall_median"]
+            entry["size_ratio"] = entry["output_bytes"] / max(base["output_bytes"], 1)
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name)

@@ -1,0 +1,101 @@
+"""How the harness starts backupd: a generated configuration and the command lines of the daemon and backupctl."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+JOB = "bench"
+FAR_FUTURE = "0 3 1 1 *"      # the idle daemon must not start a run while it is measured
+BIN = Path(sys.executable).parent
+
+
+def _q(value) -> str:
+    """A TOML basic string (JSON's escaping is a subset of it)."""
+    return json.dumps(str(value))
+
+
+def write_config(workdir: Path, data: Path | None, *, extra: str = "") -> Path:
+    """Write a TOML configuration: one directory source on `data`, one local destination, all under `workdir`."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    source = data if data is not None else workdir / "empty-source"
+    source.mkdir(parents=True, exist_ok=True)
+    text = f"""\
+[daemon]
+state_dir = {_q(workdir / 'state')}
+socket = {_q(workdir / 'backupd.sock')}
+log_level = "warning"
+log_format = "text"
+
+[sources.data]
+type = "directory"
+path = {_q(source)}
+
+[destinations.out]
+type = "local"
+path = {_q(workdir / 'out')}
+
+[jobs.{JOB}]
+schedule = {_q(FAR_FUTURE)}
+sources = ["data"]
+destinations = ["out"]
+{extra}"""
+    path = workdir / "backupd.toml"
+    path.write_text(text)
+    return path
+
+
+def _script_or_module(script: str, module: str) -> list[str]:
+    path = BIN / script
+    return [str(path)] if path.exists() else [sys.executable, "-m", module]
+
+
+def daemon_argv(config: Path) -> list[str]:
+    return _script_or_module("backupd", "backupd.cli.daemon_main") + ["--config", str(config)]
+
+
+def ctl_argv(socket: Path) -> list[str]:
+    return _script_or_module("backupctl", "backupd.cli.ctl") + ["--socket", str(socket)]
+
+
+def _has_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ImportError:
+        return False
+
+
+@lru_cache(maxsize=None)
+def _daemon_help() -> str:
+    if not _has_module("backupd.cli.daemon_main"):
+        return ""
+    done = subprocess.run(daemon_argv(Path("/dev/null"))[:-2] + ["--help"], capture_output=True,
+                          text=True, timeout=60)
+    return done.stdout if done.returncode == 0 else ""
+
+
+def daemon_missing() -> str | None:
+    """Why the daemon cannot be benchmarked yet, or None."""
+    return None if _daemon_help() else "backupd.cli.daemon_main is not there yet (or --help fails)"
+
+
+def ctl_missing() -> str | None:
+    return None if _has_module("backupd.cli.ctl") else "backupd.cli.ctl (backupctl) is not there yet"
+
+
+def once_argv(config: Path) -> tuple[list[str], str]:
+    """The command that runs the job once as a scheduled run would, and how it does so."""
+    if "--once" in _daemon_help():
+        return daemon_argv(config) + ["--once", JOB], "backupd --once"
+    if _has_module("backupd.jobs.runner") and _has_module("backupd.archive.writer"):
+        return [sys.executable, "-m", "bench.run_job", str(config), JOB], "jobs.runner.Run (no --once yet)"
+    return [], ""
+
+
+def once_missing() -> str | None:
+    if once_argv(Path("/dev/null"))[0]:
+        return None
+    return "neither `backupd --once` nor backupd.jobs.runner + backupd.archive.writer exist yet"
