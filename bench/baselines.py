@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import daemon_cmd
-from .measure import BenchError, Invocation
+from .measure import BenchError, Invocation, tool_version
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "bench-only-password"
@@ -74,20 +74,12 @@ def _backupd(data: Path, run: Path) -> Invocation:
     return Invocation(argv, cwd=run, output=run / "out", env={"PYTHONPATH": str(REPO_ROOT)})
 
 
-def _version(argv: list[str]) -> str:
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return "not installed"
-    return (done.stdout or done.stderr).strip().splitlines()[0] if done.returncode == 0 else "not installed"
-
-
 RUNNERS = {runner.name: runner for runner in (
     Runner("tar|zstd", _tool_missing("zstd"), _tar_zstd, lambda: "tar -cf - . | zstd -3 -T0"),
     Runner("python-tarfile", lambda: None, _python_tarfile,
            lambda: "tarfile streaming into zstandard (level 3, threads=-1)"),
-    Runner("restic", _tool_missing("restic"), _restic, lambda: _version(["restic", "version"])),
-    Runner("borg", _tool_missing("borg"), _borg, lambda: _version(["borg", "--version"])),
+    Runner("restic", _tool_missing("restic"), _restic, lambda: "restic " + tool_version(["restic", "version"])),
+    Runner("borg", _tool_missing("borg"), _borg, lambda: "borg " + tool_version(["borg", "--version"])),
     Runner("backupd", daemon_cmd.once_missing, _backupd,
            lambda: daemon_cmd.once_argv(Path("/dev/null"))[1]),
 )}

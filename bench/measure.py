@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -113,3 +114,13 @@ def wall_times(argv: list[str], repeat: int, env: dict | None = None) -> list[fl
             raise BenchError(f"{' '.join(argv[:3])} exited {done.returncode}: "
                              f"{done.stderr.decode(errors='replace').strip()[-300:]}")
     return times
+
+
+def tool_version(argv: list[str]) -> str:
+    """The version number a tool prints for `argv` (e.g. `zstd --version`), or "not installed"."""
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return "not installed"
+    found = re.search(r"\d+\.\d+(\.\d+)?", done.stdout or done.stderr)
+    return found.group(0) if done.returncode == 0 and found else "not installed"

@@ -3,19 +3,12 @@ from __future__ import annotations
 
 import os
 import platform
-import subprocess
 from pathlib import Path
 
-from .measure import MiB
+from .measure import MiB, tool_version
 
-
-def _first_line(argv: list[str]) -> str:
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return "not installed"
-    text = (done.stdout or done.stderr).strip()
-    return text.splitlines()[0] if done.returncode == 0 and text else "not installed"
+VERSION_FLAGS = {"zstd": "--version", "tar": "--version", "restic": "version", "borg": "--version",
+                 "curl": "--version"}
 
 
 def _cpu_model() -> str:
@@ -38,9 +31,7 @@ def machine() -> dict:
     return {"nproc": os.cpu_count(), "cpu": _cpu_model(), "memory_bytes": _mem_total(),
             "kernel": platform.release(), "python": platform.python_version(),
             "python_zstandard": zstandard.__version__,
-            "zstd": _first_line(["zstd", "--version"]), "tar": _first_line(["tar", "--version"]),
-            "restic": _first_line(["restic", "version"]), "borg": _first_line(["borg", "--version"]),
-            "curl": _first_line(["curl", "--version"])}
+            **{tool: tool_version([tool, flag]) for tool, flag in VERSION_FLAGS.items()}}
 
 
 def _mib(value) -> str:
@@ -62,7 +53,8 @@ def archive_table(name: str, result: dict) -> str:
                      f"| {entry.get('wall_ratio', float('nan')):.2f} | {entry['cpu_median']:.2f} "
                      f"| {_mib(entry['peak_rss_max'])} | {_mib(entry['output_bytes'])} "
                      f"| {entry.get('size_ratio', float('nan')):.2f} |")
-    return "\n".join(lines)
+    notes = [f"{tool}: {entry['tool']}" for tool, entry in result["tools"].items() if entry.get("tool")]
+    return "\n".join(lines) + ("\n\n" + "; ".join(notes) if notes else "")
 
 
 def daemon_lines(results: dict) -> list[str]:
