@@ -62,6 +62,7 @@ exec unshare --cgroup -- sh -c '
   mount -t cgroup2 cgroup2 sys/fs/cgroup
   pivot_root . .old-root; cd /
   umount -l /.old-root; rmdir /.old-root
+  mount --make-rshared /
   exec setpriv --bounding-set "$3" env -i container="$2" "$4" --system --unit="$5" --show-status=no
 ' boot "$r" "$name" "$DROPPED" "$SYSTEMD" "$TARGET"
 """.replace("DEVICES", " ".join(DEVICES))
