@@ -1,0 +1,160 @@
+"""DriveDestination: backupd's archives in a Drive folder (My Drive or a shared drive)."""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from googleapiclient.http import MediaIoBaseDownload
+
+from ..base import ArchiveMeta, DestinationError, Progress, StoredBackup
+from . import client as drive_client
+from .folders import FolderResolver, quote
+from .retry import Backoff
+from .upload import HashingFileMedia, ResumableUpload
+
+log = logging.getLogger("backupd.destinations.gdrive")
+FIELDS = "id,name,size,md5Checksum,sha256Checksum,appProperties,createdTime,webViewLink,parents"
+LIST_FIELDS = f"nextPageToken,files({FIELDS})"
+PAGE_SIZE = 1000
+DOWNLOAD_CHUNK = 8 * 1024 * 1024
+
+
+class DriveDestination:
+    def __init__(self, config, *, state_dir: Path | None = None, cancel=None, retry_base: float = 1.0):
+        self.name = config.name
+        self.config = config
+        self.cancel = cancel
+        self.retry_base = retry_base
+        self.where = f"gdrive destination '{config.name}'"
+        self._client: drive_client.DriveClient | None = None
+        self._folder_id: str | None = None
+
+    # plumbing ---------------------------------------------------------------------------------
+    @property
+    def client(self) -> drive_client.DriveClient:
+        if self._client is None:
+            self._client = drive_client.connect(self.config, self.where)
+        return self._client
+
+    def backoff(self) -> Backoff:
+        return Backoff(self.where, self.config.retry_deadline, base=self.retry_base, cancel=self.cancel)
+
+    def _execute(self, request, doing: str):
+        return self.client.execute(request, self.backoff(), doing)
+
+    def folder_id(self) -> str:
+        if self._folder_id is None:
+            resolver = FolderResolver(self.client, self._execute, self.config.shared_drive_id, self.where)
+            self._folder_id = resolver.resolve(self.config.folder)
+        return self._folder_id
+
+    def _list_args(self) -> dict:
+        args = {"supportsAllDrives": True, "includeItemsFromAllDrives": True}
+        if self.config.shared_drive_id:
+            args.update(corpora="drive", driveId=self.config.shared_drive_id)
+        return args
+
+    def _query(self, *terms: str) -> list[dict]:
+        """Every backupd file in the folder matching the extra `q` terms (all pages)."""
+        q = " and ".join((f"'{quote(self.folder_id())}' in parents", "trashed = false",
+                          "appProperties has { key='backupd' and value='1' }") + terms)
+        files_api = self.client.service.files()
+        request = files_api.list(q=q, pageSize=PAGE_SIZE, fields=LIST_FIELDS, **self._list_args())
+        found: list[dict] = []
+        while request is not None:
+            page = self._execute(request, "listing the backup folder")
+            found.extend(page.get("files", []))
+            request = files_api.list_next(request, page)
+        return found
+
+    # the Destination protocol ----------------------------------------------------------------------
+    def store(self, archive: Path, meta: ArchiveMeta, progress: Progress | None = None) -> StoredBackup:
+        size = os.stat(archive).st_size
+        if size != meta.size:
+            raise DestinationError(f"{self.where}: {archive} has {size} bytes, the run recorded "
+                                   f"{meta.size}", kind="verify")
+        existing = self._query(f"name = '{quote(meta.name)}'",
+                               f"appProperties has {{ key='sha256' and value='{quote(meta.sha256)}' }}")
+        if existing:
+            log.info("%s: %s is already stored (file id %s)", self.where, meta.name, existing[0]["id"])
+            return self._stored(existing[0])
+        body = {"name": meta.name, "parents": [self.folder_id()], "mimeType": "application/zstd",
+                "appProperties": {"backupd": "1", "job": meta.job, "run_id": meta.run_id,
+                                  "host": meta.host, "sha256": meta.sha256, "created": meta.created}}
+        media = HashingFileMedia(archive, size, self.config.chunk_size)
+        try:
+            upload = ResumableUpload(self.client, body, media, FIELDS, self.backoff(), self.cancel, progress)
+            result = upload.run()
+            self._verify(result, meta, media.md5_hex())
+        finally:
+            media.close()
+        log.info("%s: stored %s (%d bytes, file id %s)", self.where, meta.name, size, result["id"])
+        return self._stored(result)
+
+    def _verify(self, result: dict, meta: ArchiveMeta, md5: str | None) -> None:
+        """Size, MD5 and (when Drive gives it) SHA-256 must match; otherwise remove the file."""
+        checks = {"size": (str(result.get("size")), str(meta.size)),
+                  "md5Checksum": (result.get("md5Checksum"), md5),
+                  "sha256Checksum": (result.get("sha256Checksum", meta.sha256), meta.sha256)}
+        wrong = [name for name, (remote, local) in checks.items() if remote != local or local is None]
+        if not wrong:
+            return
+        self._delete_id(result["id"])
+        raise DestinationError(f"{self.where}: uploaded {meta.name} does not match the local archive "
+                               f"({', '.join(wrong)} differ); the upload was removed and is retried "
+                               "at the next run", kind="verify")
+
+    def list(self, job: str | None = None) -> list[StoredBackup]:
+        terms = (f"appProperties has {{ key='job' and value='{quote(job)}' }}",) if job else ()
+        backups = [self._stored(item) for item in self._query(*terms)]
+        return sorted(backups, key=lambda b: (b.created, b.name), reverse=True)
+
+    def fetch(self, name: str, out_path: Path) -> None:
+        found = self._query(f"name = '{quote(name)}'")
+        if not found:
+            raise DestinationError(f"{self.where}: no backup named {name}", kind="not-found")
+        request = self.client.service.files().get_media(fileId=found[0]["id"], supportsAllDrives=True)
+        backoff = self.backoff()
+        with open(out_path, "wb") as out:
+            download = MediaIoBaseDownload(out, request, chunksize=DOWNLOAD_CHUNK)
+            done = False
+            while not done:
+                if self.cancel is not None:
+                    self.cancel.check()
+                _, done = self.client.execute(_Step(download), backoff, f"downloading {name}")
+
+    def delete(self, name: str) -> None:
+        for item in self._query(f"name = '{quote(name)}'"):
+            self._delete_id(item["id"])
+
+    def _delete_id(self, file_id: str) -> None:
+        request = self.client.service.files().delete(fileId=file_id, supportsAllDrives=True)
+        try:
+            self._execute(request, "deleting a backup")
+        except DestinationError as exc:
+            if exc.kind != "not-found":     # already gone: deleting is idempotent
+                raise
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+    def _stored(self, item: dict) -> StoredBackup:
+        props = item.get("appProperties") or {}
+        return StoredBackup(name=item["name"], size=int(item.get("size") or 0),
+                            location=f"gdrive://{item['id']}", job=props.get("job", ""),
+                            run_id=props.get("run_id", ""), sha256=props.get("sha256", ""),
+                            created=props.get("created") or item.get("createdTime", ""),
+                            file_id=item["id"], link=item.get("webViewLink", ""),
+                            extra={"host": props.get("host", "")})
+
+
+class _Step:
+    """Adapts one download chunk to the `execute(num_retries=0)` shape DriveClient.execute retries."""
+
+    def __init__(self, download: MediaIoBaseDownload):
+        self.download = download
+
+    def execute(self, num_retries: int = 0):
+        return self.download.next_chunk(num_retries=num_retries)
