@@ -34,6 +34,10 @@ def _b64decode(part: str) -> bytes:
     return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
 
 
+def new_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
 @dataclass
 class TokenGrant:
     """What the token endpoint saw for one issued access token."""
@@ -54,9 +58,10 @@ class OAuthState:
     grants: list = field(default_factory=list)            # every TokenGrant issued, in order
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def service_account(self, email: str = "backupd@test-project.iam.gserviceaccount.com") -> dict:
-        """A fresh service-account key file (as a dict) whose token_uri is this server."""
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    def service_account(self, email: str = "backupd@test-project.iam.gserviceaccount.com",
+                        key: rsa.RSAPrivateKey | None = None) -> dict:
+        """A service-account key file (as a dict) whose token_uri is this server; a fresh key unless given."""
+        key = key or new_key()
         self.keys[email] = key.public_key()
         pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption()).decode()
