@@ -16,7 +16,7 @@ from typing import Callable
 from . import daemon_cmd
 from .measure import BenchError, Invocation, tool_version
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = daemon_cmd.REPO_ROOT
 PASSWORD = "bench-only-password"
 
 
@@ -48,7 +48,7 @@ def _tar_zstd(data: Path, run: Path) -> Invocation:
 def _python_tarfile(data: Path, run: Path) -> Invocation:
     out = run / "out.tar.zst"
     return Invocation([sys.executable, "-m", "bench.naive", str(data), str(out)], cwd=REPO_ROOT,
-                      output=out, env={"PYTHONPATH": str(REPO_ROOT)})
+                      output=out, env=daemon_cmd.ENV)
 
 
 def _restic(data: Path, run: Path) -> Invocation:
@@ -71,7 +71,7 @@ def _borg(data: Path, run: Path) -> Invocation:
 def _backupd(data: Path, run: Path) -> Invocation:
     config = daemon_cmd.write_config(run, data)
     argv, _ = daemon_cmd.once_argv(config)
-    return Invocation(argv, cwd=run, output=run / "out", env={"PYTHONPATH": str(REPO_ROOT)})
+    return Invocation(argv, cwd=run, output=run / "out", env=daemon_cmd.ENV)
 
 
 RUNNERS = {runner.name: runner for runner in (

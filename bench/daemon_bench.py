@@ -25,7 +25,7 @@ def running_daemon(workdir: Path):
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
         notify.bind(str(notify_path))
         log = open(workdir / "daemon.log", "wb")
-        env = {**os.environ, "NOTIFY_SOCKET": str(notify_path)}
+        env = {**os.environ, **daemon_cmd.ENV, "NOTIFY_SOCKET": str(notify_path)}
         start = time.perf_counter()
         proc = subprocess.Popen(daemon_cmd.daemon_argv(config), env=env, stdin=subprocess.DEVNULL,
                                 stdout=log, stderr=subprocess.STDOUT)
@@ -107,9 +107,9 @@ def bench_ctl(work: Path, repeat: int) -> dict:
     with running_daemon(work / "ctl") as _:
         socket_path = work / "ctl" / "backupd.sock"
         python = str(daemon_cmd.BIN / "python3")
-        wall_times([python, "-c", "pass"], 2)   # warm the page cache for both commands
-        wall_times(daemon_cmd.ctl_argv(socket_path) + ["status"], 2)
-        ctl = wall_times(daemon_cmd.ctl_argv(socket_path) + ["status"], repeat)
-        base = wall_times([python, "-c", "pass"], repeat)
+        wall_times([python, "-c", "pass"], 2, daemon_cmd.ENV)   # warm the page cache for both commands
+        wall_times(daemon_cmd.ctl_argv(socket_path) + ["status"], 2, daemon_cmd.ENV)
+        ctl = wall_times(daemon_cmd.ctl_argv(socket_path) + ["status"], repeat, daemon_cmd.ENV)
+        base = wall_times([python, "-c", "pass"], repeat, daemon_cmd.ENV)
     return {"runs": repeat, "ctl_median": statistics.median(ctl), "ctl_min": min(ctl), "ctl_max": max(ctl),
             "python_median": statistics.median(base), "ratio": statistics.median(ctl) / statistics.median(base)}

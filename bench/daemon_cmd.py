@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from functools import lru_cache
@@ -11,6 +12,8 @@ from pathlib import Path
 JOB = "bench"
 FAR_FUTURE = "0 3 1 1 *"      # the idle daemon must not start a run while it is measured
 BIN = Path(sys.executable).parent
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ENV = {"PYTHONPATH": str(REPO_ROOT)}   # this checkout's backupd, whatever the virtualenv's install says
 
 
 def _q(value) -> str:
@@ -73,7 +76,7 @@ def _daemon_help() -> str:
     if not _has_module("backupd.cli.daemon_main"):
         return ""
     done = subprocess.run(daemon_argv(Path("/dev/null"))[:-2] + ["--help"], capture_output=True,
-                          text=True, timeout=60)
+                          text=True, timeout=60, env={**os.environ, **ENV})
     return done.stdout if done.returncode == 0 else ""
 
 

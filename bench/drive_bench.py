@@ -14,6 +14,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
+from . import daemon_cmd
 from .baselines import REPO_ROOT
 from .measure import BenchError, Invocation, MiB, run_once
 
@@ -103,7 +104,7 @@ def bench_drive(work: Path, data_dir: Path, size: int, repeat: int, chunk_size: 
 def _ours(settings: Path, work: Path, index: int) -> dict:
     report = work / f"drive-{index}.out"
     invocation = Invocation([sys.executable, "-m", "bench.drive_child", str(settings)], cwd=REPO_ROOT,
-                            output=settings, env={"PYTHONPATH": str(REPO_ROOT)})
+                            output=settings, env=daemon_cmd.ENV)
     sample = run_once(invocation, report)
     lines = [line for line in report.read_text().splitlines() if line.startswith("{")]
     if not lines:
