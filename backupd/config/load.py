@@ -29,7 +29,7 @@ def default_path() -> Path:
 
 
 def load(path: Path | str) -> Config:
-    path = Path(path)
+    path = Path(path).absolute()
     try:
         with open(path, "rb") as handle:
             raw = tomllib.load(handle)
@@ -109,7 +109,9 @@ def _table(table: dict, spec: dict, where: str, errors: _Errors, base: Path) -> 
         except FieldError as exc:
             errors.add(_join(where, key), str(exc))
             continue
-        values[key] = base / value if isinstance(value, Path) and not value.is_absolute() else value
+        if isinstance(value, Path):
+            value = Path(os.path.normpath(base / value))
+        values[key] = value
     return values
 
 

@@ -1,0 +1,125 @@
+"""Start the real `backupd` on a temporary config and drive it with the real `backupctl`."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05, what: str = "condition"):
+    """Poll `predicate` until it returns a truthy value or `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class NotifyReceiver:
+    """A test-owned NOTIFY_SOCKET: collects the daemon's sd_notify datagrams."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.1)
+        self.messages: list[tuple[float, dict]] = []
+
+    def drain(self) -> list[tuple[float, dict]]:
+        while True:
+            try:
+                data = self.sock.recv(65536)
+            except (socket.timeout, BlockingIOError):
+                return self.messages
+            fields = dict(line.split("=", 1) for line in data.decode().splitlines() if "=" in line)
+            self.messages.append((time.monotonic(), fields))
+
+    def wait(self, key: str, value: str | None = None, timeout: float = 30.0) -> dict:
+        def found():
+            for _, fields in self.drain():
+                if key in fields and (value is None or fields[key] == value):
+                    return fields
+            return None
+        return wait_for(found, timeout, what=f"{key}={value or '*'} from the daemon")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class Daemon:
+    def __init__(self, tmp_path: Path, config_text: str, extra_env: dict | None = None,
+                 socket: Path | None = None):
+        self.dir = tmp_path
+        self.socket = socket or tmp_path / "ctl.sock"
+        self.state = tmp_path / "state"
+        self.config = tmp_path / "backupd.toml"
+        self.config.write_text(textwrap.dedent(config_text).replace("@TMP@", str(tmp_path)))
+        self.log_path = tmp_path / "daemon.log"
+        self.extra_env = extra_env or {}
+        self.proc: subprocess.Popen | None = None
+        self.notify: NotifyReceiver | None = None
+
+    def start(self, *args: str, wait_ready: bool = True) -> "Daemon":
+        self.notify = NotifyReceiver(self.dir / f"notify-{time.monotonic_ns()}.sock")
+        env = {**os.environ, "NOTIFY_SOCKET": str(self.notify.path), **self.extra_env}
+        env.pop("LISTEN_FDS", None)
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([str(BIN / "backupd"), "--config", str(self.config), *args],
+                                     stderr=self._log, stdout=self._log, env=env)
+        if wait_ready:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 30.0) -> dict:
+        """Wait for READY=1; fail at once, with the daemon's output, if it exits first."""
+        def ready_or_dead():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"backupd exited {self.proc.returncode}:\n"
+                                     f"{self.log_path.read_text(errors='replace')[-3000:]}")
+            return next((f for _, f in self.notify.drain() if f.get("READY") == "1"), None)
+        return wait_for(ready_or_dead, timeout, what="READY=1 from the daemon")
+
+    def ctl(self, *args: str, check: bool = False, timeout: float = 120) -> subprocess.CompletedProcess:
+        result = subprocess.run([str(BIN / "backupctl"), "--socket", str(self.socket), *args],
+                                capture_output=True, text=True, timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(f"backupctl {' '.join(args)} exited {result.returncode}: "
+                                 f"{result.stdout}{result.stderr}")
+        return result
+
+    def ctl_json(self, *args: str, expect_rc: int | None = 0) -> dict:
+        result = self.ctl("--json", *args)
+        assert expect_rc is None or result.returncode == expect_rc, (result.returncode, result.stdout,
+                                                                      result.stderr)
+        return json.loads(result.stdout)
+
+    def log_lines(self) -> list[dict]:
+        lines = []
+        for raw in self.log_path.read_text(errors="replace").splitlines():
+            try:
+                lines.append(json.loads(raw))
+            except ValueError:
+                continue
+        return lines
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        code = self.proc.wait(timeout)
+        self.notify.drain()
+        self._log.close()
+        self.notify.close()
+        self.proc = None
+        return code
