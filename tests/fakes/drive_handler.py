@@ -1,6 +1,7 @@
 """HTTP request handling for the loopback Drive: routing, the upload protocol, faults."""
 from __future__ import annotations
 
+import base64
 import email
 import email.policy
 import json
@@ -8,7 +9,7 @@ import re
 import socket
 import time
 from http.server import BaseHTTPRequestHandler
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from .drive_state import FOLDER, UNIT, QueryError, Session
 from .oauth import GrantError
@@ -175,6 +176,10 @@ class DriveHandler(BaseHTTPRequestHandler):
     # OAuth ---------------------------------------------------------------------------------------
     def _token(self) -> None:
         form = dict(parse_qsl(self._body().decode()))
+        basic = self.headers.get("Authorization", "")
+        if basic.startswith("Basic "):    # client credentials may come as HTTP Basic auth
+            client_id, _, client_secret = base64.b64decode(basic[6:]).decode().partition(":")
+            form.update(client_id=unquote(client_id), client_secret=unquote(client_secret))
         try:
             self._json(200, self.drive.oauth.grant(form))
         except GrantError as exc:

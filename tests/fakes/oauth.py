@@ -56,6 +56,7 @@ class OAuthState:
     codes: dict = field(default_factory=dict)             # auth code -> (client_id, scope)
     access: dict = field(default_factory=dict)            # access token -> TokenGrant
     grants: list = field(default_factory=list)            # every TokenGrant issued, in order
+    issued: list = field(default_factory=list)            # every access token handed out
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def service_account(self, email: str = "backupd@test-project.iam.gserviceaccount.com",
@@ -104,6 +105,7 @@ class OAuthState:
         with self.lock:
             self.access[token] = issued
             self.grants.append(issued)
+            self.issued.append(token)
         answer = {"access_token": token, "expires_in": 3599, "token_type": "Bearer"}
         if kind == "authorization_code":
             answer["refresh_token"] = self._new_refresh(issued.client)
