@@ -8,14 +8,13 @@ A frame is a 4-byte big-endian length followed by that many bytes of UTF-8 JSON 
 """
 from __future__ import annotations
 
+import _socket  # the C module: `socket` adds enum conversions and selectors that backupctl does not need
 import json
 import os
-import socket
-import struct
 
 MAX_REQUEST = 1 << 20   # 1 MiB: requests are small
 MAX_REPLY = 16 << 20    # 16 MiB: a long history or listing
-_HEADER = struct.Struct(">I")
+HEADER_SIZE = 4
 
 
 class ProtocolError(Exception):
@@ -36,13 +35,13 @@ class RemoteError(Exception):
         self.details = details or {}
 
 
-def send_frame(sock: socket.socket, obj: dict) -> None:
+def send_frame(sock, obj: dict) -> None:
     """Encode one object and send it as a single frame."""
     data = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    sock.sendall(_HEADER.pack(len(data)) + data)
+    sock.sendall(len(data).to_bytes(HEADER_SIZE, "big") + data)
 
 
-def _recv_exactly(sock: socket.socket, size: int, what: str) -> bytes:
+def _recv_exactly(sock, size: int, what: str) -> bytes:
     chunks, remaining = [], size
     while remaining:
         chunk = sock.recv(min(remaining, 1 << 20))
@@ -56,9 +55,9 @@ def _recv_exactly(sock: socket.socket, size: int, what: str) -> bytes:
     return b"".join(chunks)
 
 
-def recv_frame(sock: socket.socket, limit: int = MAX_REQUEST) -> dict:
+def recv_frame(sock, limit: int = MAX_REQUEST) -> dict:
     """Read one frame and return its JSON object; raise ProtocolError if it is malformed or over `limit` bytes."""
-    (size,) = _HEADER.unpack(_recv_exactly(sock, _HEADER.size, "header"))
+    size = int.from_bytes(_recv_exactly(sock, HEADER_SIZE, "header"), "big")
     if size > limit:
         raise ProtocolError(f"frame too large: {size} bytes, the limit is {limit}")
     try:
@@ -126,7 +125,8 @@ def call(path, command: str, args: dict | None = None, timeout: float | None = 3
          on_event=None, connect_timeout: float = 5.0) -> dict:
     """Send one request over a fresh connection and return the result; events go to on_event(event)."""
     request_id = os.urandom(6).hex()
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
         sock.settimeout(connect_timeout)
         sock.connect(os.fspath(path))
         sock.settimeout(timeout)
@@ -136,8 +136,9 @@ def call(path, command: str, args: dict | None = None, timeout: float | None = 3
             pass  # the server answered and closed early (busy, refused): its reply is still readable
         while True:
             frame = recv_frame(sock, MAX_REPLY)
-            if "event" in frame:
-                if on_event is not None:
-                    on_event(_require(frame, "event", (dict,), "event frame"))
-                continue
-            return _final_result(frame)
+            if "event" not in frame:
+                return _final_result(frame)
+            if on_event is not None:
+                on_event(_require(frame, "event", (dict,), "event frame"))
+    finally:
+        sock.close()

@@ -1,0 +1,356 @@
+"""backupctl: talk to the backupd daemon over its control socket (imports only the stdlib and the protocol)."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+from backupd.daemon import protocol as proto
+
+DEFAULT_SOCKET = "/run/backupd/backupd.sock"
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+REPLY_TIMEOUT = 120.0         # list may ask a remote destination; trigger --wait has no timeout
+PLAIN_PROGRESS_EVERY = 5.0    # seconds between progress lines when stderr is not a terminal
+
+
+# -- formatting --------------------------------------------------------------------------------------------------
+def human_size(size) -> str:
+    if size is None:
+        return "-"
+    if size < 1024:
+        return f"{int(size)} B"
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        size /= 1024
+        if size < 1024 or unit == "TiB":
+            return f"{size:.1f} {unit}"
+
+
+def _parse_time(text):
+    from datetime import datetime
+    return datetime.fromisoformat(text)
+
+
+def local_time(text) -> str:
+    """An ISO timestamp from the daemon shown in the local time zone."""
+    if not text:
+        return "-"
+    try:
+        return _parse_time(text).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return str(text)
+
+
+def human_duration(seconds) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s" if rest >= 60 else f"{rest}s"
+
+
+def run_duration(run: dict) -> str:
+    started, ended = run.get("started"), run.get("ended")
+    return human_duration((_parse_time(ended) - _parse_time(started)).total_seconds()) if started and ended else "-"
+
+
+def table(headers: list[str], rows: list[list]) -> str:
+    """Left-aligned columns separated by two spaces; trailing blanks trimmed."""
+    cells = [headers] + [["-" if v is None or v == "" else str(v) for v in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells)
+
+
+def progress_text(event: dict) -> str:
+    done, total, percent = event.get("bytes_done"), event.get("bytes_total"), event.get("percent")
+    amount = human_size(done or 0) + (f" of {human_size(total)}" if total else "")
+    share = f" ({percent:.0f}%)" if isinstance(percent, (int, float)) else ""
+    return f"{event.get('job') or 'run'} {event.get('run_id', '')}: {event.get('stage', '?')} {amount}{share}"
+
+
+def run_outcome(run: dict) -> str:
+    text = run.get("status", "?")
+    if run.get("error"):
+        text += f" ({run['error'].get('category', '?')}: {run['error'].get('message', '')})"
+    elif run.get("warnings"):
+        text += f" ({run['warnings']} warnings)"
+    return text
+
+
+def archive_size(run: dict) -> str:
+    return human_size((run.get("archive") or {}).get("size"))
+
+
+def destinations_summary(run: dict) -> str:
+    return ", ".join(f"{d.get('name')} {d.get('status')}" for d in run.get("destinations") or []) or "-"
+
+
+# -- commands: each turns a result into text ---------------------------------------------------------------------
+def show_status(result: dict) -> str:
+    head = (f"backupd {result.get('version')}  pid {result.get('pid')}  up {human_duration(result.get('uptime_s'))}"
+            f"  config {result.get('config')}\n{result.get('status_text', '')}\n")
+    rows, notes = [], []
+    for job in result.get("jobs", []):
+        name, last = job.get("name"), job.get("last_run") or {}
+        rows.append([name, f"{job.get('schedule')} {job.get('timezone')}", local_time(job.get("next_run")),
+                     local_time(last.get("started")), last.get("status"), archive_size(last)])
+        if job.get("running"):
+            notes.append("running: " + progress_text({"job": name, **job["running"]}))
+        if job.get("pending_uploads"):
+            notes.append(f"{name}: {job['pending_uploads']} upload(s) pending; retry now with: "
+                         f"backupctl trigger {name} --upload-pending")
+    body = table(["JOB", "SCHEDULE", "NEXT RUN", "LAST RUN", "RESULT", "SIZE"], rows)
+    return "\n".join([head + body] + notes)
+
+
+def show_run(run: dict) -> str:
+    archive = run.get("archive") or {}
+    lines = [f"run {run.get('run_id')}  job {run.get('job')}  {run.get('trigger')}  {run_outcome(run)}"
+             f"  in {run_duration(run)}"]
+    if archive:
+        lines.append(f"archive {archive.get('name')}  {archive_size(run)}  sha256 {archive.get('sha256')}")
+    rows = [[d.get("name"), d.get("status"), d.get("link") or d.get("location"), d.get("error")]
+            for d in run.get("destinations") or []]
+    if rows:
+        lines.append(table(["DESTINATION", "STATUS", "LOCATION", "ERROR"], rows))
+    return "\n".join(lines)
+
+
+def show_trigger(result: dict) -> str:
+    if "status" in result:
+        return show_run(result)
+    if result.get("started"):
+        return f"started run {result.get('run_id')} of job {result.get('job')}"
+    return f"job {result.get('job')} is already running: run {result.get('run_id')}"
+
+
+def show_history(result: dict) -> str:
+    rows = [[r.get("run_id"), r.get("job"), r.get("trigger"), local_time(r.get("started")), run_duration(r),
+             archive_size(r), destinations_summary(r), run_outcome(r)]
+            for r in result.get("runs", [])]
+    if not rows:
+        return "no runs recorded"
+    return table(["RUN", "JOB", "TRIGGER", "STARTED", "TOOK", "SIZE", "DESTINATIONS", "RESULT"], rows)
+
+
+def show_list(result: dict) -> str:
+    rows = [[b.get("destination"), b.get("name"), human_size(b.get("size")), local_time(b.get("created")),
+             b.get("job")] for b in result.get("backups", [])]
+    lines = [table(["DESTINATION", "NAME", "SIZE", "CREATED", "JOB"], rows) if rows else "no backups found"]
+    lines += [f"warning: {error}" for error in result.get("errors", [])]
+    return "\n".join(lines)
+
+
+SHOW = {"status": show_status, "trigger": show_trigger, "history": show_history, "list": show_list,
+        "reload": lambda result: result.get("summary", "configuration reloaded")}
+
+
+# -- progress display --------------------------------------------------------------------------------------------
+class Progress:
+    """Progress of trigger --wait on stderr: one line redrawn in place on a terminal, sparse lines otherwise."""
+
+    def __init__(self, enabled: bool, stream=sys.stderr) -> None:
+        self.stream, self.enabled = stream, enabled
+        self.tty = enabled and stream.isatty()
+        self.last_print, self.last_stage, self.drawn, self.run_id = 0.0, None, False, None
+
+    def __call__(self, event: dict) -> None:
+        self.run_id = event.get("run_id") or self.run_id
+        if not self.enabled or event.get("type") != "progress":
+            return
+        now = time.monotonic()
+        if self.tty:
+            text = progress_text(event)[: self.columns() - 1]
+            self.stream.write("\r\033[K" + text)
+            self.drawn = True
+        elif event.get("stage") != self.last_stage or now - self.last_print >= PLAIN_PROGRESS_EVERY:
+            self.stream.write(progress_text(event) + "\n")
+            self.last_print, self.last_stage = now, event.get("stage")
+        self.stream.flush()
+
+    def columns(self) -> int:
+        try:
+            return os.get_terminal_size(self.stream.fileno()).columns or 80
+        except OSError:  # not a terminal after all
+            return 80
+
+    def clear(self) -> None:
+        if self.drawn:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+            self.drawn = False
+
+
+# -- command line (a small table-driven parser: argparse alone costs more than the rest of backupctl) -------------
+def positive_int(text: str, option: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise UsageError(f"option {option}: expected a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
+def text_value(text: str, option: str) -> str:
+    if not text:
+        raise UsageError(f"option {option}: expected a value")
+    return text
+
+
+# option: (destination, converter or None for a flag, help)
+GLOBAL_OPTIONS = {"--socket": ("socket", text_value, f"control socket (default: $BACKUPD_SOCKET or {DEFAULT_SOCKET})"),
+                  "--json": ("json", None, "print the machine-readable JSON result")}
+JOB_OPTION = {"--job": ("job", text_value, "only this job")}
+# command: (help, positional argument or None, options, request arguments with their defaults)
+COMMANDS = {
+    "status": ("daemon, jobs, next runs, last results, run in progress", None, {}, {}),
+    "trigger": ("start a backup run of JOB (may be omitted when there is only one job)", "job",
+                {"--wait": ("wait", None, "show progress and end with the run's result"),
+                 "--upload-pending": ("upload_pending", None, "only retry uploads that are pending")},
+                {"job": None, "wait": False, "upload_pending": False}),
+    "history": ("recent runs, newest first", None,
+                {**JOB_OPTION, "--limit": ("limit", positive_int, "at most N runs (default 20)")},
+                {"job": None, "limit": 20}),
+    "list": ("backups present at the destinations", None,
+             {**JOB_OPTION, "--destination": ("destination", text_value, "only this destination")},
+             {"job": None, "destination": None}),
+    "reload": ("validate and load the configuration file again", None, {}, {}),
+    "drive-login": ("authorise Google Drive access (backupctl drive-login --help)", None, {}, {}),
+}
+USAGE = "usage: backupctl [--socket PATH] [--json] COMMAND [ARGS]"
+
+
+class UsageError(Exception):
+    """A mistake on the command line (exit 2)."""
+
+
+class HelpRequested(Exception):
+    """-h/--help, given for the command in args[0] (or None)."""
+
+
+def help_text(command: str | None) -> str:
+    if command is None:
+        lines = [USAGE, "", "Control the backupd daemon.", "", "commands:"]
+        lines += [f"  {name:12s} {entry[0]}" for name, entry in COMMANDS.items()]
+        options = GLOBAL_OPTIONS
+    else:
+        summary, positional, options, _ = COMMANDS[command]
+        flags = " ".join(f"[{o}]" if c is None else f"[{o} {d.upper()}]" for o, (d, c, _) in options.items())
+        lines = [f"usage: backupctl {command}" + (f" [{positional.upper()}]" if positional else "") + f" {flags}",
+                 "", summary]
+    lines += ["", "options:"] + [f"  {name:18s} {entry[2]}" for name, entry in options.items()]
+    return "\n".join(lines)
+
+
+def _take_option(name: str, inline: str | None, table: dict, rest: list[str], options: dict) -> None:
+    dest, convert, _ = table[name]
+    if convert is None:
+        if inline is not None:
+            raise UsageError(f"option {name} takes no value")
+        options[dest] = True
+        return
+    if inline is None:
+        if not rest:
+            raise UsageError(f"option {name} needs a value")
+        inline = rest.pop(0)
+    options[dest] = convert(inline, name)
+
+
+def parse_args(argv: list[str]) -> dict:
+    """Parse the command line into {"command", "socket", "json", and the command's request arguments}."""
+    options: dict = {"command": None, "socket": None, "json": False}
+    rest = list(argv)
+    while rest:
+        token = rest.pop(0)
+        command = options["command"]
+        if token in ("-h", "--help"):
+            raise HelpRequested(command)
+        if token.startswith("-") and token != "-":
+            name, equals, inline = token.partition("=")
+            table = {**GLOBAL_OPTIONS, **(COMMANDS[command][2] if command else {})}
+            if name not in table:
+                raise UsageError(f"unknown option {name}" + (f" for {command}" if command else ""))
+            _take_option(name, inline if equals else None, table, rest, options)
+        elif command is None:
+            if token not in COMMANDS:
+                raise UsageError(f"unknown command {token!r}; commands: {', '.join(COMMANDS)}")
+            options["command"] = token
+        elif COMMANDS[command][1] and COMMANDS[command][1] not in options:
+            options[COMMANDS[command][1]] = token
+        else:
+            raise UsageError(f"unexpected argument {token!r} for {command}")
+    if options["command"] is None:
+        raise UsageError("name a command")
+    return options
+
+
+def request_args(options: dict) -> dict:
+    return {name: options.get(name, default) for name, default in COMMANDS[options["command"]][3].items()}
+
+
+def drive_login(argv: list[str]) -> int:
+    """Delegate to the Google Drive login helper, imported only here."""
+    try:
+        from backupd.destinations.gdrive.login import main as login_main
+    except ImportError as exc:
+        print(f"backupctl: drive-login is not available in this installation ({exc})", file=sys.stderr)
+        return EXIT_FAILED
+    return login_main(argv)
+
+
+def fail(message: str, code: int) -> int:
+    print(f"backupctl: {message}", file=sys.stderr)
+    return code
+
+
+def unreachable(path: str, exc: BaseException) -> int:
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+    hint = ("you need to be root or in the daemon's control group" if isinstance(exc, PermissionError)
+            else "is it running? try: systemctl start backupd.socket")
+    return fail(f"cannot reach the daemon at {path}: {reason}; {hint}", EXIT_UNREACHABLE)
+
+
+def report_remote_error(exc: proto.RemoteError, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps({"error": {"message": exc.message, "code": exc.code, "details": exc.details}}, indent=2))
+    lines = [exc.message] + [f"  {error}" for error in exc.details.get("errors", [])]
+    return fail("\n".join(lines), EXIT_FAILED)
+
+
+def execute(options: dict) -> int:
+    command, as_json = options["command"], options["json"]
+    path = options["socket"] or os.environ.get("BACKUPD_SOCKET") or DEFAULT_SOCKET
+    waiting = command == "trigger" and options.get("wait", False)
+    progress = Progress(enabled=waiting and (not as_json or sys.stderr.isatty()))
+    try:
+        try:
+            result = proto.call(path, command, request_args(options),
+                                timeout=None if waiting else REPLY_TIMEOUT, on_event=progress)
+        finally:
+            progress.clear()
+    except proto.RemoteError as exc:
+        return report_remote_error(exc, as_json)
+    except proto.ProtocolError as exc:
+        return fail(f"the daemon at {path} did not answer properly: {exc}", EXIT_UNREACHABLE)
+    except OSError as exc:
+        return unreachable(path, exc)
+    except KeyboardInterrupt:
+        return fail(f"stopped waiting; the run {progress.run_id or ''} goes on in the daemon".replace("  ", " "), 130)
+    print(json.dumps(result, indent=2) if as_json else SHOW[command](result))
+    return EXIT_FAILED if waiting and result.get("status") != "success" else EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "drive-login" in argv:
+        return drive_login(argv[argv.index("drive-login") + 1:])
+    try:
+        options = parse_args(argv)
+    except HelpRequested as help_:
+        print(help_text(help_.args[0]))
+        return EXIT_OK
+    except UsageError as exc:
+        print(f"{USAGE}\nbackupctl: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return execute(options)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
