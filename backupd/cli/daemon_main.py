@@ -25,6 +25,9 @@ def main(argv: list[str] | None = None) -> int:
         return login_main(argv[1:])
     args = parser().parse_args(argv)
     path = args.config or config_module.default_path()
+    if not args.check_config and not args.once:
+        from ..daemon.systemd import Notifier
+        Notifier().status(f"loading configuration {path}")
     try:
         config = config_module.load(path)
     except config_module.ConfigError as exc:

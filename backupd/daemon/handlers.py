@@ -19,7 +19,7 @@ PROGRESS_EVERY = 0.5
 def progress_of(run) -> dict:
     progress = run.progress
     return {"run_id": run.run_id, "job": run.job.name, "stage": progress.stage,
-            "bytes_done": progress.bytes_done, "bytes_total": progress.bytes_total,
+            "bytes_done": progress.done, "bytes_total": progress.bytes_total,
             "percent": progress.percent}
 
 

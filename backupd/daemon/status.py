@@ -17,7 +17,7 @@ def _running_text(run) -> str:
     progress = run.progress
     if progress.percent is not None:
         return f"{run.job.name}: {progress.stage} {progress.percent:.0f}%"
-    return f"{run.job.name}: {progress.stage} {human_size(progress.bytes_done)}"
+    return f"{run.job.name}: {progress.stage} {human_size(progress.done)}"
 
 
 def _idle_text(daemon) -> str:

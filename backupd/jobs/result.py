@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import secrets
-import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from typing import Callable
 
 TRIGGERS = ("schedule", "manual", "catch-up")
 STATUSES = ("running", "success", "failed", "interrupted")
@@ -53,22 +53,28 @@ class ArchiveInfo:
 
 @dataclass
 class Progress:
-    """Live progress of a running run; written by the run's thread, read by status queries."""
+    """Live progress of a running run; written by the run's thread, read by status queries.
+
+    While archiving, `counter` reads the writer's byte count, so the count is live without callbacks."""
 
     stage: str = "starting"
     bytes_done: int = 0
     bytes_total: int | None = None
-    updated: float = field(default_factory=time.monotonic)
+    counter: Callable[[], int] | None = None
+
+    @property
+    def done(self) -> int:
+        return self.counter() if self.counter else self.bytes_done
 
     @property
     def percent(self) -> float | None:
         if not self.bytes_total:
             return None
-        return round(100.0 * min(self.bytes_done, self.bytes_total) / self.bytes_total, 1)
+        return round(100.0 * min(self.done, self.bytes_total) / self.bytes_total, 1)
 
-    def set(self, stage: str, done: int = 0, total: int | None = None) -> None:
-        self.stage, self.bytes_done, self.bytes_total = stage, done, total
-        self.updated = time.monotonic()
+    def set(self, stage: str, done: int = 0, total: int | None = None,
+            counter: Callable[[], int] | None = None) -> None:
+        self.stage, self.bytes_done, self.bytes_total, self.counter = stage, done, total, counter
 
 
 @dataclass

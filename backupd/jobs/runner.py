@@ -102,7 +102,7 @@ class Run:
         workdir = self.spool.workdir(self.run_id)
         writer = ArchiveWriter(self.spool.partial_path(name), level=self.job.compression_level,
                                header=self._header(), cancel=self.cancel, on_warning=self._warned)
-        self.progress.set("archiving")
+        self.progress.set("archiving", counter=lambda: writer.bytes_in)
         with writer:
             for source in sources:
                 self._write_source(writer, source, workdir)
@@ -121,7 +121,6 @@ class Run:
     def _write_source(self, writer, source, workdir) -> None:
         started = time.monotonic()
         before = writer.bytes_in
-        self.progress.stage = f"archiving {source.name}"
         try:
             source.write(writer.source(source.name), workdir)
         except SourceError as exc:

@@ -35,7 +35,7 @@ def store_everywhere(run, path: Path, meta: ArchiveMeta) -> bool:
 
 def _store_one(run, config, path: Path, meta: ArchiveMeta, result: DestinationResult) -> bool:
     """Store on one destination, filling `result`; True on success."""
-    stage = f"storing on {config.name}"
+    stage = f"{'storing on' if config.type == 'local' else 'uploading to'} {config.name}"
     run.progress.set(stage, 0, meta.size)
     extra = {**run.extra, "destination": config.name, "archive": meta.name}
     destination = registry.build(config, run.config.daemon.state_dir, cancel=run.cancel)
