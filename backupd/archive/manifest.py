@@ -1,0 +1,78 @@
+"""MANIFEST.json, streamed to a scratch file as members are written: memory does not grow with file count."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+FORMAT = "backupd-manifest/1"
+BUFFER = 1 << 20
+
+
+def quote(text: str) -> str:
+    """A JSON string literal; the common plain-ASCII case skips the json module."""
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return f'"{text}"'
+    return json.dumps(text)
+
+
+class ManifestWriter:
+    """Writes `{header..., "members": [...], "warnings": [...], totals}` incrementally to `path`."""
+
+    def __init__(self, path: Path, header: dict) -> None:
+        self.path = path
+        self._warnings_path = path.with_name(path.name + ".warnings")
+        self._file = open(path, "w", encoding="utf-8", buffering=BUFFER)
+        self._warnings = None
+        self._sep = "\n"
+        self._warning_sep = "\n"
+        fields = {"format": FORMAT, **header}
+        head = ",\n".join(f"{json.dumps(k)}: {json.dumps(v, default=str)}" for k, v in fields.items())
+        self._file.write("{" + head + ',\n"members": [')
+
+    def file(self, name: str, size: int, sha256: str) -> None:
+        self._file.write(f'{self._sep}{{"name": {quote(name)}, "type": "file", "size": {size}, '
+                         f'"sha256": "{sha256}"}}')
+        self._sep = ",\n"
+
+    def directory(self, name: str) -> None:
+        self._file.write(f'{self._sep}{{"name": {quote(name)}, "type": "dir", "size": 0}}')
+        self._sep = ",\n"
+
+    def symlink(self, name: str, target: str) -> None:
+        self._file.write(f'{self._sep}{{"name": {quote(name)}, "type": "symlink", "size": 0, '
+                         f'"target": {quote(target)}}}')
+        self._sep = ",\n"
+
+    def warning(self, member: str, message: str) -> None:
+        if self._warnings is None:
+            self._warnings = open(self._warnings_path, "w+", encoding="utf-8")
+        self._warnings.write(f'{self._warning_sep}{{"member": {quote(member)}, '
+                             f'"message": {quote(message)}}}')
+        self._warning_sep = ",\n"
+
+    def close(self, totals: dict) -> int:
+        """Finish the JSON document; returns its size in bytes."""
+        self._file.write('\n],\n"warnings": [')
+        if self._warnings is not None:
+            self._warnings.seek(0)
+            shutil.copyfileobj(self._warnings, self._file)
+        tail = ",\n".join(f"{json.dumps(k)}: {json.dumps(v, default=str)}" for k, v in totals.items())
+        self._file.write("\n],\n" + tail + "\n}\n")
+        self._file.close()
+        self._close_warnings()
+        return os.stat(self.path).st_size
+
+    def _close_warnings(self) -> None:
+        if self._warnings is not None:
+            self._warnings.close()
+            self._warnings = None
+            self._warnings_path.unlink(missing_ok=True)
+
+    def discard(self) -> None:
+        """Close and remove the scratch files."""
+        if not self._file.closed:
+            self._file.close()
+        self._close_warnings()
+        self.path.unlink(missing_ok=True)

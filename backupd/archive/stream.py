@@ -1,0 +1,53 @@
+"""The compressed output: coalesces small writes, compresses with zstd worker threads, hashes what it writes."""
+from __future__ import annotations
+
+import hashlib
+import os
+
+import zstandard
+
+COALESCE = 1 << 20          # small members are gathered into buffers of about this size
+WRITE_BUFFER = 1 << 20
+
+
+class CompressedStream:
+    """Bytes in, zstd frame out to `file`; tracks bytes in/out and the sha256 of the output."""
+
+    def __init__(self, file, level: int, threads: int = -1) -> None:
+        params = zstandard.ZstdCompressionParameters.from_level(level, threads=threads)
+        self._compress = zstandard.ZstdCompressor(compression_params=params).compressobj()
+        self._file = file
+        self.pending = bytearray()      # callers may append to it directly, then call maybe_flush()
+        self._sha = hashlib.sha256()
+        self.bytes_out = 0
+
+    def write(self, data) -> None:
+        """Queue a small piece; it is compressed once about COALESCE bytes are waiting."""
+        self.pending += data
+        if len(self.pending) >= COALESCE:
+            self.flush_pending()
+
+    def flush_pending(self) -> None:
+        """Hand what is queued to the compressor."""
+        if self.pending:
+            self._emit(self._compress.compress(self.pending))
+            self.pending.clear()
+
+    def write_large(self, data) -> None:
+        """Compress a large buffer directly (after anything queued)."""
+        self.flush_pending()
+        self._emit(self._compress.compress(data))
+
+    def _emit(self, out: bytes) -> None:
+        if out:
+            self._sha.update(out)
+            self._file.write(out)
+            self.bytes_out += len(out)
+
+    def close(self) -> str:
+        """End the zstd frame, flush and fsync the file; returns the hex sha256 of everything written."""
+        self.flush_pending()
+        self._emit(self._compress.flush())
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        return self._sha.hexdigest()

@@ -1,0 +1,281 @@
+"""The streaming archive writer: sources' members -> POSIX tar -> zstd -> one file, with a streamed manifest.
+
+Memory stays flat: no per-member state is kept; MANIFEST.json grows in a scratch file next to the archive and
+is appended as the last member by finish().
+"""
+from __future__ import annotations
+
+import errno
+import hashlib
+from hashlib import sha256
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import BinaryIO, Callable
+
+from .. import __version__
+from ..cancel import CancelToken
+from ..sources.base import SourceError
+from . import tarheader as th
+from .manifest import ManifestWriter
+from .stream import WRITE_BUFFER, CompressedStream
+
+MANIFEST_NAME = "MANIFEST.json"
+SMALL_FILE = 1 << 20            # read in one call, hashed and queued as one piece
+CHUNK = 4 << 20                 # read size for larger files and streams
+WARNINGS_KEPT = 1000            # ArchiveStats keeps the first ones; the manifest has them all
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+# errno on open -> why the file is skipped with a warning instead of failing the run
+_SKIP_ON_OPEN = {
+    errno.ENOENT: "vanished before it was read; not archived",
+    errno.ELOOP: "was replaced by a symbolic link before it was read; not archived",
+    errno.ENXIO: "is no longer a regular file; not archived",
+}
+
+
+@dataclass(frozen=True)
+class ArchiveStats:
+    size: int                   # bytes of the .tar.zst
+    sha256: str                 # hex digest of the .tar.zst
+    members: int
+    bytes_in: int               # payload bytes read from the sources
+    warnings: list = field(default_factory=list)   # [{"member", "message"}], at most WARNINGS_KEPT
+
+
+class SourceSink:
+    """The MemberSink one source writes into: member names are prefixed with '<source name>/'."""
+
+    def __init__(self, writer: "ArchiveWriter", source: str) -> None:
+        self._writer = writer
+        self._source = source
+        self._prefix = source + "/"
+
+    def _full(self, name: str) -> str:
+        return self._prefix + name if name else self._source
+
+    def add_directory(self, name: str, st: os.stat_result) -> None:
+        self._writer.write_directory(self._full(name), st)
+
+    def add_file(self, name: str, path: str, st: os.stat_result) -> None:
+        self._writer.write_file(self._prefix + name, path, st)
+
+    def add_symlink(self, name: str, target: str, st: os.stat_result) -> None:
+        self._writer.write_symlink(self._prefix + name, target, st)
+
+    def add_stream(self, name: str, stream: BinaryIO, size: int, mode: int = 0o600,
+                   mtime: float | None = None) -> None:
+        self._writer.write_stream(self._prefix + name, stream, size, mode, mtime)
+
+    def warn(self, name: str, message: str) -> None:
+        self._writer.warn(self._full(name), message)
+
+    def check_cancel(self) -> None:
+        self._writer.check_cancel()
+
+
+class ArchiveWriter:
+    """Writes one .tar.zst at `path`; use as a context manager, call finish() inside it."""
+
+    def __init__(self, path: Path, *, level: int = 3, header: dict, cancel: CancelToken | None = None,
+                 on_warning: Callable[[str, str], None] | None = None) -> None:
+        self.path = Path(path)
+        self.level = level
+        self.header = {**header, "backupd_version": header.get("backupd_version", __version__)}
+        self.cancel = cancel
+        self.on_warning = on_warning
+        self.bytes_in = 0
+        self.members = 0
+        self.warnings: list[dict] = []
+        self._warning_count = 0
+        self._headers = th.HeaderBuilder()
+        self._uid, self._gid = os.geteuid(), os.getegid()
+        self._file = self._stream = self._manifest = None
+        self._chunk: memoryview | None = None
+        self._finished = False
+
+    @property
+    def bytes_out(self) -> int:
+        """Compressed bytes written so far (readable from another thread)."""
+        return self._stream.bytes_out if self._stream is not None else 0
+
+    def __enter__(self) -> "ArchiveWriter":
+        try:
+            self._file = open(self.path, "wb", buffering=WRITE_BUFFER)
+            self._stream = CompressedStream(self._file, self.level)
+            self._manifest = ManifestWriter(self.path.with_name(self.path.name + ".manifest"), self.header)
+        except BaseException:
+            self._abort()
+            raise
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is not None or not self._finished:
+            self._abort()
+        return False
+
+    def source(self, name: str) -> SourceSink:
+        if self._stream is None:
+            raise RuntimeError("ArchiveWriter.source() called outside its 'with' block")
+        return SourceSink(self, name)
+
+    def check_cancel(self) -> None:
+        if self.cancel is not None:
+            self.cancel.check()
+
+    def warn(self, member: str, message: str) -> None:
+        """Record a non-fatal problem in the manifest, the stats and the on_warning callback."""
+        self._manifest.warning(member, message)
+        self._warning_count += 1
+        if len(self.warnings) < WARNINGS_KEPT:
+            self.warnings.append({"member": member, "message": message})
+        if self.on_warning is not None:
+            self.on_warning(member, message)
+
+    # -- members ---------------------------------------------------------------------------------
+    def write_directory(self, name: str, st: os.stat_result) -> None:
+        self._stream.write(self._headers.header(name + "/", th.DIRECTORY, st.st_mode, st.st_uid,
+                                                st.st_gid, 0, st.st_mtime))
+        self._manifest.directory(name)
+        self.members += 1
+
+    def write_symlink(self, name: str, target: str, st: os.stat_result) -> None:
+        self._stream.write(self._headers.header(name, th.SYMLINK, st.st_mode, st.st_uid, st.st_gid, 0,
+                                                st.st_mtime, target))
+        self._manifest.symlink(name, target)
+        self.members += 1
+
+    def write_file(self, name: str, path: str, st: os.stat_result) -> None:
+        """Archive the regular file at `path` with the size in `st`; changes while reading are warnings.
+
+        Small files are the hot path (one open, one read, one hash, one append), kept inline for speed."""
+        size = st.st_size
+        try:
+            fd = os.open(path, _READ_FLAGS)
+        except OSError as exc:
+            return self._open_failed(name, path, exc)
+        try:
+            if size > SMALL_FILE:
+                return self._large_file(name, path, fd, st)
+            data = os.read(fd, size + 1)
+            if len(data) != size:
+                data = self._fit(name, path, data, size, fd)
+        except BlockingIOError:
+            return self.warn(name, f"{path} is no longer a regular file; not archived")
+        except OSError as exc:
+            raise SourceError(f"cannot read {path}: {exc.strerror}") from None
+        finally:
+            os.close(fd)
+        self._stream.write(self._headers.header(name, th.REGULAR, st.st_mode, st.st_uid, st.st_gid, size,
+                                                st.st_mtime, data=data))
+        self._manifest.file(name, size, sha256(data).hexdigest())
+        self.members += 1
+        self.bytes_in += size
+
+    def _open_failed(self, name: str, path: str, exc: OSError) -> None:
+        """A file that vanished or changed type is a warning; anything else fails the run."""
+        if exc.errno not in _SKIP_ON_OPEN:
+            raise SourceError(f"cannot read {path}: {exc.strerror}") from None
+        self.warn(name, f"{path} {_SKIP_ON_OPEN[exc.errno]}")
+
+    def _fit(self, name: str, path: str, data: bytes, size: int, fd: int) -> bytes:
+        """Make a short or long read exactly `size` bytes, with a warning."""
+        while len(data) < size:
+            more = os.read(fd, size + 1 - len(data))
+            if not more:
+                self.warn(name, f"{path} shrank while being read; padded with zeros to {size} bytes")
+                return data + bytes(size - len(data))
+            data += more
+        if len(data) > size:
+            self.warn(name, f"{path} grew while being read; truncated to {size} bytes")
+        return data[:size]
+
+    def _large_file(self, name: str, path: str, fd: int, st: os.stat_result) -> None:
+        self._stream.write(self._headers.header(name, th.REGULAR, st.st_mode, st.st_uid, st.st_gid,
+                                                st.st_size, st.st_mtime))
+        with open(fd, "rb", buffering=0, closefd=False) as reader:
+            digest = self._copy(name, path, reader.readinto, st.st_size)
+            if reader.read(1):
+                self.warn(name, f"{path} grew while being read; truncated to {st.st_size} bytes")
+        after = os.fstat(fd)
+        if after.st_mtime_ns != st.st_mtime_ns:
+            self.warn(name, f"{path} changed while being read; the archived copy may be inconsistent")
+        self._manifest.file(name, st.st_size, digest)
+        self.members += 1
+
+    def write_stream(self, name: str, stream: BinaryIO, size: int, mode: int = 0o600,
+                     mtime: float | None = None) -> None:
+        """Copy exactly `size` bytes from `stream` as a regular file owned by the daemon's user."""
+        mtime = time.time() if mtime is None else mtime
+        self._stream.write(self._headers.header(name, th.REGULAR, mode, self._uid, self._gid, size, mtime))
+        readinto = getattr(stream, "readinto", None) or _readinto_from_read(stream)
+        digest = self._copy(name, name, readinto, size)
+        self._manifest.file(name, size, digest)
+        self.members += 1
+
+    def _copy(self, name: str, origin: str, readinto, size: int) -> str:
+        """Stream `size` bytes through the hash and the compressor, zero-padding a short source."""
+        if self._chunk is None:
+            self._chunk = memoryview(bytearray(CHUNK))
+        chunk, stream, digest = self._chunk, self._stream, hashlib.sha256()
+        remaining = size
+        while remaining:
+            self.check_cancel()
+            count = readinto(chunk[:min(CHUNK, remaining)])
+            if not count:
+                self.warn(name, f"{origin} shrank while being read; padded with zeros to {size} bytes")
+                chunk[:] = bytes(CHUNK)
+                while remaining:
+                    count = min(CHUNK, remaining)
+                    digest.update(chunk[:count])
+                    stream.write_large(chunk[:count])
+                    remaining -= count
+                break
+            digest.update(chunk[:count])
+            stream.write_large(chunk[:count])
+            remaining -= count
+            self.bytes_in += count
+        stream.write(th.padding(size))
+        return digest.hexdigest()
+
+    # -- end ---------------------------------------------------------------------------------------
+    def finish(self) -> ArchiveStats:
+        """Append MANIFEST.json, end the tar and zstd streams, fsync and close the file."""
+        self.check_cancel()
+        payload = self.bytes_in
+        totals = {"finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                  "member_count": self.members, "bytes_in": self.bytes_in,
+                  "warning_count": self._warning_count}
+        size = self._manifest.close(totals)
+        self._stream.write(self._headers.header(MANIFEST_NAME, th.REGULAR, 0o644, self._uid, self._gid,
+                                                size, time.time()))
+        with open(self._manifest.path, "rb") as manifest:
+            self._copy(MANIFEST_NAME, MANIFEST_NAME, manifest.readinto, size)
+        self._stream.write(th.END_OF_ARCHIVE)
+        sha256 = self._stream.close()
+        self._file.close()
+        self._manifest.discard()
+        self._finished = True
+        return ArchiveStats(size=os.stat(self.path).st_size, sha256=sha256, members=self.members,
+                            bytes_in=payload, warnings=list(self.warnings))
+
+    def _abort(self) -> None:
+        """Close everything and remove the partial archive and scratch files."""
+        if self._manifest is not None:
+            self._manifest.discard()
+        if self._file is not None:
+            try:
+                self._file.close()
+            except OSError:
+                pass
+        self.path.unlink(missing_ok=True)
+
+
+def _readinto_from_read(stream: BinaryIO):
+    """A readinto(view) for streams that only offer read(n)."""
+    def readinto(view: memoryview) -> int:
+        data = stream.read(len(view))
+        view[:len(data)] = data
+        return len(data)
+    return readinto
