@@ -231,14 +231,16 @@ def test_unreachable_daemon_exits_3_naming_the_socket(tmp_path):
     assert refused.returncode == 3 and "Connection refused" in refused.stderr
 
 
-def test_drive_login_without_the_drive_package_is_a_clear_error():
+def test_drive_login_is_delegated_to_the_drive_helper():
     done = ctl("drive-login", "--help")
     try:
         import backupd.destinations.gdrive.login  # noqa: F401
     except ImportError:
         assert done.returncode == 1 and "drive-login is not available" in done.stderr
     else:
-        assert "drive-login is not available" not in done.stderr
+        assert done.returncode == 0 and done.stdout.startswith("usage: drive-login")
+        missing = ctl("drive-login")
+        assert missing.returncode == 2 and "--client-secrets" in missing.stderr
 
 
 def test_backupctl_imports_nothing_heavy(daemon):

@@ -77,10 +77,13 @@ def echo(args, peer, emit):
     return {"args": args, "peer": [peer.pid, peer.uid, peer.gid]}
 
 
-def test_request_reaches_handler_with_args_and_peer_credentials(make_server):
+def test_request_reaches_handler_with_args_and_peer_credentials_and_is_logged(make_server, caplog):
     _, path = make_server({"echo": echo})
-    result = proto.call(path, "echo", {"job": "daily", "wait": False})
+    with caplog.at_level(logging.INFO, logger="backupd.control"):
+        result = proto.call(path, "echo", {"job": "daily", "wait": False})
     assert result == {"args": {"job": "daily", "wait": False}, "peer": [os.getpid(), os.getuid(), os.getgid()]}
+    logged = [r for r in caplog.records if getattr(r, "command", None) == "echo"]
+    assert len(logged) == 1 and logged[0].peer_uid == os.getuid() and logged[0].peer_pid == os.getpid()
 
 
 def test_events_come_before_the_final_result(make_server):
@@ -218,6 +221,28 @@ def test_stop_closes_the_listener_but_keeps_the_socket_path(make_server):
     assert not server.health()["accepting"]
     with pytest.raises(ConnectionRefusedError):
         proto.call(path, "ping")
+
+
+def test_stop_cuts_a_connection_whose_handler_does_not_finish(make_server):
+    gate, inside = threading.Event(), []
+    server, path = make_server({"block": blocking_handler(gate, inside)})
+    outcome = []
+    client = threading.Thread(target=lambda: outcome.append(_call_outcome(path, "block", {"n": 1})))
+    client.start()
+    wait_for(lambda: inside == [1], what="handler running")
+    started = time.monotonic()
+    server.stop(timeout=0.3)
+    client.join(5)
+    gate.set()
+    assert time.monotonic() - started < 3
+    assert outcome == ["ConnectionClosed"]
+
+
+def _call_outcome(path, command, args):
+    try:
+        return proto.call(path, command, args)
+    except Exception as exc:
+        return type(exc).__name__
 
 
 def test_authorizer_rules():
