@@ -36,8 +36,8 @@ class TextFormatter(logging.Formatter):
 
 def json_formatter() -> logging.Formatter:
     from pythonjsonlogger.json import JsonFormatter
-    return JsonFormatter("{asctime}{levelname}{name}{message}", style="{",
-                         rename_fields={"levelname": "level", "asctime": "time", "name": "logger"},
+    return JsonFormatter("{levelname}{name}{message}", style="{", timestamp="time",
+                         rename_fields={"levelname": "level", "name": "logger"},
                          static_fields={"service": "backupd"})
 
 

@@ -24,6 +24,7 @@ from .scheduler import Scheduler
 from .systemd import Notifier, Watchdog, watchdog_interval
 
 log = logging.getLogger("backupd.daemon")
+_STALL_FILE = os.environ.get("BACKUPD_TEST_STALL_FILE")   # tests only: makes the health check fail
 ACTIVE_REFRESH = 2.0   # STATUS= refresh while a run is going; idle, the loop sleeps until something happens
 
 
@@ -93,6 +94,8 @@ class Daemon:
 
     def healthy(self) -> bool:
         """The scheduler thread is alive and the control loop answers a request."""
+        if _STALL_FILE and os.path.exists(_STALL_FILE):
+            return False   # fault injection for the watchdog tests: behave as a stuck daemon
         return self.scheduler.healthy() and self.control.ping(timeout=2.0)
 
     # ---- the main loop -----------------------------------------------------------------------

@@ -1,0 +1,75 @@
+"""Cron semantics and catch-up decisions, against APScheduler's real CronTrigger."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from backupd.config.model import JobConfig
+from backupd.config.fields import crontab
+from backupd.daemon.scheduler import Scheduler, cron_trigger, missed_slot
+from backupd.jobs.history import History
+
+UTC = timezone.utc
+
+
+def job(schedule="0 3 * * *", **kwargs) -> JobConfig:
+    return JobConfig(name="daily", schedule=crontab(schedule), sources=("a",), destinations=("b",), **kwargs)
+
+
+def test_sunday_is_zero_as_in_crontab():
+    fire = cron_trigger(job("0 3 * * 0")).get_next_fire_time(None, datetime(2026, 11, 26, tzinfo=UTC))
+    assert fire == datetime(2026, 11, 29, 3, 0, tzinfo=UTC) and fire.weekday() == 6
+
+
+def test_timezone_is_honoured():
+    berlin = cron_trigger(job("0 3 * * *", timezone="Europe/Berlin"))
+    fire = berlin.get_next_fire_time(None, datetime(2026, 11, 26, tzinfo=UTC))
+    assert fire.astimezone(UTC) == datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
+
+
+def test_missed_slot():
+    now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+    assert missed_slot(job(), None, now) is None                                   # first start ever
+    assert missed_slot(job(), now - timedelta(hours=2), now) is None               # nothing in between
+    assert missed_slot(job(), now - timedelta(days=1), now) == datetime(2026, 11, 26, 3, tzinfo=UTC)
+
+
+class Recorder:
+    def __init__(self):
+        self.fired = []
+
+    def __call__(self, name, trigger):
+        self.fired.append((name, trigger))
+
+
+def config_with(*jobs):
+    from backupd.config.model import Config, DaemonConfig
+    return Config(path=None, daemon=DaemonConfig(), jobs={j.name: j for j in jobs}, sources={}, destinations={})
+
+
+def test_catch_up_once_within_grace_and_not_beyond(tmp_path):
+    history = History(tmp_path)
+    scheduler = Scheduler(Recorder(), history)
+    now = datetime(2026, 11, 26, 5, 0, tzinfo=UTC)
+    config = config_with(job(misfire_grace=6 * 3600))
+    assert scheduler.catch_up(config, now) == []                    # first start: baseline only
+    assert scheduler.catch_up(config, now + timedelta(days=1)) == ["daily"]   # 03:00 missed by 2 h
+    assert scheduler.catch_up(config, now + timedelta(days=1, minutes=1)) == []   # handled: once
+    late = config_with(job(misfire_grace=3600))
+    assert scheduler.catch_up(late, now + timedelta(days=2)) == []  # missed by 2 h, grace 1 h
+    off = config_with(job(catch_up=False))
+    assert scheduler.catch_up(off, now + timedelta(days=3)) == []
+
+
+def test_jobs_are_scheduled_with_ids_and_next_run(tmp_path):
+    scheduler = Scheduler(Recorder(), History(tmp_path))
+    scheduler.start(config_with(job()))
+    try:
+        assert scheduler.healthy()
+        assert scheduler.next_run("daily").hour == 3
+        scheduler.apply(config_with(job(schedule="30 4 * * *")))
+        assert (scheduler.next_run("daily").hour, scheduler.next_run("daily").minute) == (4, 30)
+        scheduler.apply(config_with())
+        assert scheduler.next_run("daily") is None
+    finally:
+        scheduler.shutdown()
+    assert not scheduler.healthy()
