@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import pytest
 
+from backupd_install import host_paths
 from private_systemd import PrivateSystemd, require_private_systemd
 
 
 @pytest.fixture
 def private_systemd(tmp_path):
-    """A freshly booted private systemd; powered off and its cgroup removed afterwards."""
+    """A freshly booted private systemd (the project and its venv visible read-only); powered off afterwards."""
     require_private_systemd()
-    system = PrivateSystemd(tmp_path)
+    system = PrivateSystemd(tmp_path, binds=host_paths())
     with system:
         yield system
