@@ -84,6 +84,8 @@ class DriveHandler(BaseHTTPRequestHandler):
             return "token", self._token, ()
         if path == "/auth" and method == "GET":
             return "auth", self._authorize, ()
+        if path == "/session" and method == "POST":
+            return "start", self._raw_session, ()
         if path == "/upload/drive/v3/files" and method == "PUT":
             kind = "status" if self.headers.get("Content-Range", "").startswith("bytes */") else "chunk"
             return kind, self._put_session, (self.params.get("upload_id", ""),)
@@ -277,6 +279,13 @@ class DriveHandler(BaseHTTPRequestHandler):
         url = self.drive.new_session(metadata, int(total) if total else None)
         self._reply(200, b"", {"Location": url})
 
+    def _raw_session(self) -> None:
+        """An upload session without OAuth (for `curl -T` comparisons): the URL is the body."""
+        self._body()
+        metadata = {"name": self.params.get("name", "raw"), "parents": ["root"]}
+        size = self.params.get("size")
+        self._reply(200, self.drive.new_session(metadata, int(size) if size else None).encode())
+
     def _multipart(self) -> None:
         if not self._authorized():
             return
@@ -325,22 +334,24 @@ class DriveHandler(BaseHTTPRequestHandler):
         self._progress(session)
 
     def _store(self, session: Session, first: int, length: int) -> bool | None:
-        """Read one chunk into the session; True when the upload is complete, None if the client left."""
-        skip, kept, left = len(session.data) - first, bytearray(), length
-        while left > 0:
-            block = self.rfile.read(min(READ_BLOCK, left))
-            if not block:
-                self.close_connection = True
-                return None   # connection lost mid-chunk: nothing of this chunk is kept
-            left -= len(block)
-            self._count(session, len(block))
-            kept += block
+        """Read one chunk into the session as it arrives; True when the upload is complete, None when the
+        client left mid-chunk (then nothing of the chunk is kept)."""
         end = first + length
         if session.total is None or end < session.total:
             end -= end % UNIT          # only whole 256 KiB units persist before the last chunk
-        new = memoryview(kept)[max(skip, 0):max(end - first, 0)]
-        with self.drive.state.lock:
-            session.append(new)
+        mark, pos, left = session.mark(), first, length
+        while left > 0:
+            block = self.rfile.read(min(READ_BLOCK, left))
+            if not block:
+                session.rollback(mark)
+                self.close_connection = True
+                return None
+            left -= len(block)
+            self._count(session, len(block))
+            low, high = max(pos, len(session.data)), min(pos + len(block), end)
+            if high > low:
+                session.append(memoryview(block)[low - pos:high - pos])
+            pos += len(block)
         return session.total is not None and len(session.data) >= session.total
 
     def _progress(self, session: Session) -> None:

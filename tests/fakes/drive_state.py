@@ -106,6 +106,14 @@ class Session:
     file_id: str = ""
     expired: bool = False
 
+    def mark(self) -> tuple:
+        return len(self.data), self.md5.copy(), self.sha256.copy()
+
+    def rollback(self, mark: tuple) -> None:
+        """Forget what arrived since mark() (a chunk cut off mid-way)."""
+        del self.data[mark[0]:]
+        self.md5, self.sha256 = mark[1], mark[2]
+
     def append(self, block: bytes) -> None:
         self.data += block
         self.md5.update(block)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import google.auth.exceptions
@@ -21,13 +23,16 @@ MAX_401 = 3          # consecutive 401s despite fresh tokens: the credentials ar
 
 
 class HashingFileMedia(MediaUpload):
-    """A file read one chunk at a time (bytes, so a resent request carries its body), hashed with MD5
-    as it is read; bytes read again after a resume are not hashed twice."""
+    """A file read one chunk at a time (bytes, so a resent request carries its body) and hashed with MD5
+    as it is read. The next chunk is read and hashed in a helper thread while the current one is on the
+    wire (memory: two chunks). Bytes read again after a resume are not hashed twice."""
 
     def __init__(self, path: Path, size: int, chunk_size: int, mimetype: str = MIME):
         super().__init__()
-        self._file = open(path, "rb")
+        self._fd = os.open(path, os.O_RDONLY)
         self._size, self._chunk, self._mimetype = size, chunk_size, mimetype
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="gdrive-read")
+        self._ahead: tuple[int, Future] | None = None
         self.md5 = hashlib.md5()
         self.hashed = 0
 
@@ -47,8 +52,17 @@ class HashingFileMedia(MediaUpload):
         return False
 
     def getbytes(self, begin, length):
-        self._file.seek(begin)
-        data = self._file.read(length)
+        ahead, self._ahead = self._ahead, None
+        data = ahead[1].result() if ahead else None        # always wait: hashing stays in order
+        if ahead is None or ahead[0] != begin or len(data) != min(length, self._size - begin):
+            data = self._read(begin, length)
+        following = begin + len(data)
+        if following < self._size:
+            self._ahead = (following, self._reader.submit(self._read, following, length))
+        return data
+
+    def _read(self, begin: int, length: int) -> bytes:
+        data = os.pread(self._fd, length, begin)
         if begin <= self.hashed < begin + len(data):
             self.md5.update(memoryview(data)[self.hashed - begin:])
             self.hashed = begin + len(data)
@@ -59,7 +73,8 @@ class HashingFileMedia(MediaUpload):
         return self.md5.hexdigest() if self.hashed == self._size else None
 
     def close(self) -> None:
-        self._file.close()
+        self._reader.shutdown(wait=True)
+        os.close(self._fd)
 
 
 class ResumableUpload:
