@@ -29,7 +29,8 @@ class RedactingFilter(logging.Filter):
 
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        extras = {k: v for k, v in vars(record).items() if k not in _RESERVED and not k.startswith("_")}
+        extras = {k: v for k, v in vars(record).items()
+                  if k not in _RESERVED and not k.startswith("_") and v not in (None, "")}
         record.extras = "".join(f" {key}={value}" for key, value in extras.items())
         return super().format(record)
 
