@@ -194,12 +194,12 @@ class ArchiveWriter:
     def _large_file(self, name: str, path: str, fd: int, st: os.stat_result) -> None:
         self._stream.write(self._headers.header(name, th.REGULAR, st.st_mode, st.st_uid, st.st_gid,
                                                 st.st_size, st.st_mtime))
+        warnings = self._warning_count
         with open(fd, "rb", buffering=0, closefd=False) as reader:
             digest = self._copy(name, path, reader.readinto, st.st_size)
             if reader.read(1):
                 self.warn(name, f"{path} grew while being read; truncated to {st.st_size} bytes")
-        after = os.fstat(fd)
-        if after.st_mtime_ns != st.st_mtime_ns:
+        if warnings == self._warning_count and os.fstat(fd).st_mtime_ns != st.st_mtime_ns:
             self.warn(name, f"{path} changed while being read; the archived copy may be inconsistent")
         self._manifest.file(name, st.st_size, digest)
         self.members += 1
