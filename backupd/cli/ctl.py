@@ -272,6 +272,8 @@ def parse_args(argv: list[str]) -> dict:
             if token not in COMMANDS:
                 raise UsageError(f"unknown command {token!r}; commands: {', '.join(COMMANDS)}")
             options["command"] = token
+            if token == "drive-login":  # everything after it belongs to the login helper
+                options["login_args"], rest = rest, []
         elif COMMANDS[command][1] and COMMANDS[command][1] not in options:
             options[COMMANDS[command][1]] = token
         else:
@@ -338,17 +340,16 @@ def execute(options: dict) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if "drive-login" in argv:
-        return drive_login(argv[argv.index("drive-login") + 1:])
     try:
-        options = parse_args(argv)
+        options = parse_args(sys.argv[1:] if argv is None else list(argv))
     except HelpRequested as help_:
         print(help_text(help_.args[0]))
         return EXIT_OK
     except UsageError as exc:
         print(f"{USAGE}\nbackupctl: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if options["command"] == "drive-login":
+        return drive_login(options["login_args"])
     return execute(options)
 
 
