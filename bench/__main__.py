@@ -31,6 +31,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=5, help="runs of each archiver (default 5)")
     parser.add_argument("--big", action="store_true", help="also run the 8 GiB mixed dataset")
     parser.add_argument("--big-repeat", type=int, default=1, help="runs on the 8 GiB dataset (default 1)")
+    parser.add_argument("--big-tools", default="tar|zstd,backupd", help="archivers run on the 8 GiB dataset")
     parser.add_argument("--quick", action="store_true", help="tiny datasets and short windows (smoke test)")
     parser.add_argument("--idle-seconds", type=float, default=60.0, help="idle window (default 60)")
     parser.add_argument("--ctl-repeat", type=int, default=20, help="backupctl/python runs (default 20)")
@@ -42,7 +43,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.only = [item.strip() for item in args.only.split(",") if item.strip()]
     args.tools = [item.strip() for item in args.tools.split(",") if item.strip()]
-    unknown = [x for x in args.only if x not in ARCHIVE + DAEMON] + [t for t in args.tools if t not in RUNNERS]
+    args.big_tools = [item.strip() for item in args.big_tools.split(",") if item.strip()]
+    unknown = ([x for x in args.only if x not in ARCHIVE + DAEMON]
+               + [t for t in args.tools + args.big_tools if t not in RUNNERS])
     if unknown:
         parser.error(f"unknown benchmark or tool: {', '.join(unknown)}")
     if args.quick:
@@ -55,19 +58,19 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def archive_plan(args) -> list[tuple[str, int]]:
-    """(dataset spec name, repeats) for each archive benchmark asked for."""
-    plan = [(QUICK[name] if args.quick else name, args.repeat) for name in ARCHIVE if name in args.only]
-    return plan + ([("mixed-8g", args.big_repeat)] if args.big else [])
+def archive_plan(args) -> list[tuple[str, int, list[str]]]:
+    """(dataset spec name, repeats, tools) for each archive benchmark asked for."""
+    plan = [(QUICK[name] if args.quick else name, args.repeat, args.tools) for name in ARCHIVE if name in args.only]
+    return plan + ([("mixed-8g", args.big_repeat, args.big_tools)] if args.big else [])
 
 
 def run_archive(args, work: Path, results: dict) -> None:
-    for spec_name, repeat in archive_plan(args):
+    for spec_name, repeat, tools in archive_plan(args):
         data = datasets.ensure(datasets.SPECS[spec_name], args.data_dir, log=log)
         log(f"archiving {spec_name} ({repeat} runs each)")
         label = spec_name.removeprefix("quick-")
         results.setdefault("archive", {})[label] = archiving.bench_dataset(
-            data, work / spec_name, args.tools, repeat, log=log)
+            data, work / spec_name, tools, repeat, log=log)
     datasets.remove_stale(args.data_dir)
 
 

@@ -9,10 +9,11 @@ import sys
 from functools import lru_cache
 from pathlib import Path
 
+from .measure import REPO_ROOT
+
 JOB = "bench"
 FAR_FUTURE = "0 3 1 1 *"      # the idle daemon must not start a run while it is measured
 BIN = Path(sys.executable).parent
-REPO_ROOT = Path(__file__).resolve().parent.parent
 ENV = {"PYTHONPATH": str(REPO_ROOT)}   # this checkout's backupd, whatever the virtualenv's install says
 
 

@@ -1,17 +1,20 @@
 """Run a command in a fresh child and account for it: wall time, CPU time and peak RSS from wait4()."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import statistics
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 MiB = 1024 * 1024
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class BenchError(Exception):
@@ -37,33 +40,28 @@ class Sample:
 
 
 def run_once(inv: Invocation, log_path: Path, timeout: float = 3600.0) -> Sample:
-    """Run `inv` to completion; raise BenchError if it fails or outlives `timeout`."""
-    env = {**os.environ, **inv.env}
+    """Run `inv` to completion through bench.launch; raise BenchError if it fails or outlives `timeout`."""
+    env = {**os.environ, **inv.env, "PYTHONPATH": str(REPO_ROOT)}
+    result_path = log_path.with_name(log_path.name + ".rusage.json")
+    argv = [sys.executable, "-m", "bench.launch", str(result_path), "--", *map(str, inv.argv)]
     with open(log_path, "wb") as log:
-        start = time.perf_counter()
-        proc = subprocess.Popen(inv.argv, cwd=inv.cwd, env=env, stdin=subprocess.DEVNULL,
-                                stdout=log, stderr=subprocess.STDOUT)
-        status, usage = _wait4(proc, timeout)
-        wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise BenchError(f"{' '.join(map(str, inv.argv[:4]))} exited {proc.returncode}: "
-                         f"{tail(log_path)}")
-    return Sample(wall=wall, cpu=usage.ru_utime + usage.ru_stime, peak_rss=usage.ru_maxrss * 1024,
-                  output_bytes=tree_size(inv.output))
-
-
-def _wait4(proc: subprocess.Popen, timeout: float):
-    """wait4() the child (its own rusage, not the cumulative RUSAGE_CHILDREN); kill it after `timeout`."""
-    timer = threading.Timer(timeout, proc.kill)
-    timer.start()
+        proc = subprocess.Popen(argv, cwd=inv.cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        timer = threading.Timer(timeout, os.killpg, (proc.pid, signal.SIGKILL))
+        timer.start()
+        try:
+            proc.wait()
+        finally:
+            timer.cancel()
     try:
-        _, status, usage = os.wait4(proc.pid, 0)
-    finally:
-        timer.cancel()
-    if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL:
-        raise BenchError(f"{proc.args[0]} did not finish within {timeout:.0f} s; killed")
-    return status, usage
+        result = json.loads(result_path.read_text())
+    except (OSError, ValueError):
+        raise BenchError(f"{inv.argv[0]} was killed or could not start "
+                         f"(limit {timeout:.0f} s): {tail(log_path)}") from None
+    if result["exit"] != 0:
+        raise BenchError(f"{' '.join(map(str, inv.argv[:4]))} exited {result['exit']}: {tail(log_path)}")
+    return Sample(wall=result["wall"], cpu=result["cpu"], peak_rss=result["maxrss_kib"] * 1024,
+                  output_bytes=tree_size(inv.output))
 
 
 def tail(path: Path, limit: int = 400) -> str:

@@ -58,6 +58,14 @@ def test_run_once_reports_the_childs_own_peak_rss(tmp_path):
     assert sample.wall > 0 and sample.cpu > 0
 
 
+def test_the_harness_own_memory_does_not_count_as_the_childs(tmp_path):
+    ballast = bytearray(200 * MiB)
+    ballast[::4096] = b"x" * len(ballast[::4096])   # touched: resident in this process
+    sample = run_once(Invocation([sys.executable, "-c", "pass"], cwd=tmp_path, output=tmp_path), tmp_path / "log")
+    assert sample.peak_rss < 50 * MiB
+    assert len(ballast) == 200 * MiB
+
+
 def test_run_once_names_a_failing_command_and_its_error(tmp_path):
     argv = [sys.executable, "-c", "import sys; sys.exit('dataset folder is missing')"]
     with pytest.raises(BenchError, match="exited 1: dataset folder is missing"):
