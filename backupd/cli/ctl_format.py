@@ -1,0 +1,132 @@
+"""backupctl's human output: tables, sizes, times (stdlib only: backupctl must start fast)."""
+from __future__ import annotations
+
+# -- formatting --------------------------------------------------------------------------------------------------
+def human_size(size) -> str:
+    if size is None:
+        return "-"
+    if size < 1024:
+        return f"{int(size)} B"
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        size /= 1024
+        if size < 1024 or unit == "TiB":
+            return f"{size:.1f} {unit}"
+
+
+def _parse_time(text):
+    from datetime import datetime
+    return datetime.fromisoformat(text)
+
+
+def local_time(text) -> str:
+    """An ISO timestamp from the daemon shown in the local time zone."""
+    if not text:
+        return "-"
+    try:
+        return _parse_time(text).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return str(text)
+
+
+def human_duration(seconds) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s" if rest >= 60 else f"{rest}s"
+
+
+def run_duration(run: dict) -> str:
+    started, ended = run.get("started"), run.get("ended")
+    return human_duration((_parse_time(ended) - _parse_time(started)).total_seconds()) if started and ended else "-"
+
+
+def table(headers: list[str], rows: list[list]) -> str:
+    """Left-aligned columns separated by two spaces; trailing blanks trimmed."""
+    cells = [headers] + [["-" if v is None or v == "" else str(v) for v in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells)
+
+
+def progress_text(event: dict) -> str:
+    done, total, percent = event.get("bytes_done"), event.get("bytes_total"), event.get("percent")
+    amount = human_size(done or 0) + (f" of {human_size(total)}" if total else "")
+    share = f" ({percent:.0f}%)" if isinstance(percent, (int, float)) else ""
+    return f"{event.get('job') or 'run'} {event.get('run_id', '')}: {event.get('stage', '?')} {amount}{share}"
+
+
+def run_outcome(run: dict) -> str:
+    text = run.get("status", "?")
+    if run.get("error"):
+        text += f" ({run['error'].get('category', '?')}: {run['error'].get('message', '')})"
+    elif run.get("warnings"):
+        text += f" ({run['warnings']} warnings)"
+    return text
+
+
+def archive_size(run: dict) -> str:
+    return human_size((run.get("archive") or {}).get("size"))
+
+
+def destinations_summary(run: dict) -> str:
+    return ", ".join(f"{d.get('name')} {d.get('status')}" for d in run.get("destinations") or []) or "-"
+
+
+# -- commands: each turns a result into text ---------------------------------------------------------------------
+def show_status(result: dict) -> str:
+    head = (f"backupd {result.get('version')}  pid {result.get('pid')}  up {human_duration(result.get('uptime_s'))}"
+            f"  config {result.get('config')}\n{result.get('status_text', '')}\n")
+    rows, notes = [], []
+    for job in result.get("jobs", []):
+        name, last = job.get("name"), job.get("last_run") or {}
+        rows.append([name, f"{job.get('schedule')} {job.get('timezone')}", local_time(job.get("next_run")),
+                     local_time(last.get("started")), last.get("status"), archive_size(last)])
+        if job.get("running"):
+            notes.append("running: " + progress_text({"job": name, **job["running"]}))
+        if job.get("pending_uploads"):
+            notes.append(f"{name}: {job['pending_uploads']} upload(s) pending; retry now with: "
+                         f"backupctl trigger {name} --upload-pending")
+    body = table(["JOB", "SCHEDULE", "NEXT RUN", "LAST RUN", "RESULT", "SIZE"], rows)
+    return "\n".join([head + body] + notes)
+
+
+def show_run(run: dict) -> str:
+    archive = run.get("archive") or {}
+    lines = [f"run {run.get('run_id')}  job {run.get('job')}  {run.get('trigger')}  {run_outcome(run)}"
+             f"  in {run_duration(run)}"]
+    if archive:
+        lines.append(f"archive {archive.get('name')}  {archive_size(run)}  sha256 {archive.get('sha256')}")
+    rows = [[d.get("name"), d.get("status"), d.get("link") or d.get("location"), d.get("error")]
+            for d in run.get("destinations") or []]
+    if rows:
+        lines.append(table(["DESTINATION", "STATUS", "LOCATION", "ERROR"], rows))
+    return "\n".join(lines)
+
+
+def show_trigger(result: dict) -> str:
+    if "status" in result:
+        return show_run(result)
+    if result.get("started"):
+        return f"started run {result.get('run_id')} of job {result.get('job')}"
+    return f"job {result.get('job')} is already running: run {result.get('run_id')}"
+
+
+def show_history(result: dict) -> str:
+    rows = [[r.get("run_id"), r.get("job"), r.get("trigger"), local_time(r.get("started")), run_duration(r),
+             archive_size(r), destinations_summary(r), run_outcome(r)]
+            for r in result.get("runs", [])]
+    if not rows:
+        return "no runs recorded"
+    return table(["RUN", "JOB", "TRIGGER", "STARTED", "TOOK", "SIZE", "DESTINATIONS", "RESULT"], rows)
+
+
+def show_list(result: dict) -> str:
+    rows = [[b.get("destination"), b.get("name"), human_size(b.get("size")), local_time(b.get("created")),
+             b.get("job")] for b in result.get("backups", [])]
+    lines = [table(["DESTINATION", "NAME", "SIZE", "CREATED", "JOB"], rows) if rows else "no backups found"]
+    lines += [f"warning: {error}" for error in result.get("errors", [])]
+    return "\n".join(lines)
+
+
+SHOW = {"status": show_status, "trigger": show_trigger, "history": show_history, "list": show_list,
+        "reload": lambda result: result.get("summary", "configuration reloaded")}
