@@ -38,8 +38,11 @@ def path(value) -> Path:
     return Path(nonempty_string(value))
 
 
-def absolute_or_relative_path(value) -> Path:
-    return path(value)
+def credential_reference(value) -> Path | str:
+    """A path (it has a '/'; relative ones resolve against the config file), or a bare name to look up
+    in $CREDENTIALS_DIRECTORY (systemd LoadCredential=) first."""
+    text = nonempty_string(value)
+    return Path(text) if "/" in text else text
 
 
 def boolean(value) -> bool:

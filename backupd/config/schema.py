@@ -48,7 +48,7 @@ DESTINATION_TYPES = {
         "path": (f.path, REQUIRED),
     },
     "gdrive": {
-        "credentials": (f.nonempty_string, REQUIRED),
+        "credentials": (f.credential_reference, REQUIRED),
         "folder": (f.nonempty_string, "backupd"),
         "shared_drive_id": (f.string, ""),
         "impersonate": (f.string, ""),

@@ -30,8 +30,9 @@ TRANSIENT_ERRORS = (OSError, httplib2.HttpLib2Error, google.auth.exceptions.Tran
 SECRET_FIELDS = ("private_key", "private_key_id", "client_secret", "refresh_token")
 
 
-def credentials_path(value: str, where: str) -> Path:
+def credentials_path(value: str | Path, where: str) -> Path:
     """`credentials` as a path, or a name in $CREDENTIALS_DIRECTORY (systemd LoadCredential=)."""
+    value = str(value)
     directory = os.environ.get("CREDENTIALS_DIRECTORY")
     candidates = [Path(value)]
     if directory and "/" not in value:
