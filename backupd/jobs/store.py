@@ -58,6 +58,8 @@ def _store_one(run, config, path: Path, meta: ArchiveMeta, result: DestinationRe
 def upload_pending(run) -> None:
     """Retry uploads that an earlier run of this job left in the spool."""
     for item in run.history.pending(run.job.name):
+        if item["run_id"] == run.run_id:
+            continue   # this run's own upload just failed: the next run retries it
         config = run.config.destinations.get(item["destination"])
         path = run.spool.final_path(item["archive"])
         if config is None or not path.exists():
