@@ -93,8 +93,11 @@ class Backupd:
     def add_data(self, name: str, content: bytes) -> None:
         self.system.install(f"{DATA}/{name}", content, 0o600)  # root's file: read through CAP_DAC_READ_SEARCH
 
+    def ctl_argv(self, *args: str) -> tuple[str, ...]:
+        return (str(VENV_BIN / "backupctl"), *args)
+
     def ctl(self, *args: str, check: bool = True, timeout: float = 60):
-        return self.system.run(str(VENV_BIN / "backupctl"), *args, check=check, timeout=timeout)
+        return self.system.run(*self.ctl_argv(*args), check=check, timeout=timeout)
 
     def ctl_json(self, *args: str, timeout: float = 60) -> dict:
         return json.loads(self.ctl("--json", *args, timeout=timeout).stdout)
