@@ -1,6 +1,7 @@
 """The harness itself, proven with a trivial Type=notify unit: readiness, STATUS=, watchdog restart, journal."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from private_systemd import PrivateSystemd, require_private_systemd
@@ -28,7 +29,7 @@ Description=trivial notify unit
 [Service]
 Type=notify
 NotifyAccess=main
-ExecStart=/usr/bin/python3 /opt/trivial/notify.py {arg}
+ExecStart={python} /opt/trivial/notify.py {arg}
 Restart=on-failure
 RestartSec=100ms
 {extra}
@@ -37,7 +38,7 @@ RestartSec=100ms
 
 def install_trivial(system, arg: str = "ok", extra: str = "") -> None:
     system.install("/opt/trivial/notify.py", NOTIFY_PY)
-    system.install("/etc/systemd/system/trivial.service", UNIT.format(arg=arg, extra=extra))
+    system.install("/etc/systemd/system/trivial.service", UNIT.format(python=sys.executable, arg=arg, extra=extra))
     system.daemon_reload()
 
 
