@@ -44,7 +44,8 @@ Handler = Callable[[dict, Peer, Emit], dict]
 
 def _socket_groups(conn: socket.socket) -> frozenset | None:
     try:
-        raw = conn.getsockopt(socket.SOL_SOCKET, SO_PEERGROUPS, 4 * 1024)
+        # 1024 is the largest buffer Python's getsockopt accepts: 256 groups; more -> ERANGE -> /proc fallback
+        raw = conn.getsockopt(socket.SOL_SOCKET, SO_PEERGROUPS, 1024)
     except OSError:
         return None
     return frozenset(struct.unpack(f"{len(raw) // 4}I", raw[: len(raw) // 4 * 4]))

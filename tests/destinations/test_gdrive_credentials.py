@@ -77,6 +77,15 @@ def test_unusable_credentials_file_is_a_config_error(drive, tmp_path, archive, c
     assert all(word in str(caught.value) for word in words)
 
 
+def test_systemd_placeholder_credential_says_nothing_is_installed(drive, tmp_path, archive):
+    path = tmp_path / "gdrive.json"
+    path.write_text('{"backupd_placeholder": "no credentials file at /etc/backupd/gdrive.json"}')
+    with pytest.raises(DestinationError) as caught:
+        _store(drive, path, archive)
+    assert caught.value.kind == "auth"
+    assert "no Google credentials installed (no credentials file at /etc/backupd/gdrive.json)" in str(caught.value)
+
+
 def test_revoked_refresh_token_asks_for_drive_login(drive, tmp_path, archive):
     info = drive.oauth.authorized_user()
     drive.oauth.revoke(info["refresh_token"])

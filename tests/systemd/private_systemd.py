@@ -27,7 +27,7 @@ MASKED = (
     "systemd-journald-audit.socket", "systemd-tmpfiles-clean.timer", "dev-hugepages.mount", "dev-mqueue.mount",
     "sys-kernel-config.mount", "sys-kernel-debug.mount", "sys-kernel-tracing.mount", "sys-fs-fuse-connections.mount",
 )
-TARGET_UNIT = f"[Unit]\nDescription=backupd test system\nRequires=basic.target\nAfter=basic.target\nAllowIsolate=yes\n"
+TARGET_UNIT = "[Unit]\nDescription=backupd test system\nRequires=basic.target\nAfter=basic.target\nAllowIsolate=yes\n"
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 
 # Runs as PID 1 of the new PID namespace, in its private mount namespace. $1 workspace, $2 staged files,

@@ -119,8 +119,6 @@ def _running(backupd) -> bool:
     return any(run.get("stage") == "archiving" and run.get("bytes_done") for run in runs)
 
 
-@pytest.mark.xfail(strict=True, reason="control.py asks SO_PEERGROUPS with buflen 4096 (Python allows <= 1024), then "
-                   "falls back to /proc/<pid>/status, which ProtectProc=invisible hides: group members are refused")
 def test_socket_admits_the_backupd_group_only(backupd, private_systemd):
     private_systemd.run("useradd", "--groups", "backupd", "operator1")
     private_systemd.run("useradd", "outsider")

@@ -53,6 +53,9 @@ def _read_info(path: Path, where: str) -> dict:
         raise DestinationError(f"{where}: cannot read credentials {path}: {reason}", kind="config") from None
     if not isinstance(info, dict):
         raise DestinationError(f"{where}: credentials {path} is not a JSON object", kind="config")
+    if "backupd_placeholder" in info:   # the unit's SetCredential= fallback: LoadCredential= found no file
+        raise DestinationError(f"{where}: no Google credentials installed ({info['backupd_placeholder']}); "
+                               "install the key or authorized-user file there and restart", kind="auth")
     return info
 
 
