@@ -161,8 +161,10 @@ class Daemon:
         self.scheduler.shutdown()
         all_ended = self.runs.stop(self.config.daemon.stop_timeout)
         if not all_ended:
-            log.error("runs did not stop in time; they are recorded as interrupted at the next start",
+            log.error("runs did not stop in time; recorded as interrupted, their temporary files removed",
                       extra={"timeout": self.config.daemon.stop_timeout})
+            for run in self.runs.all_active():
+                run.abandon()
         self.control.stop()
         self.listener.close()
         if self.watchdog:

@@ -55,6 +55,7 @@ class Run:
 
     def __post_init__(self):
         self.record = RunRecord(run_id=self.run_id, job=self.job.name, trigger=self.trigger)
+        self.archive_name = archive_name(self.job.name, self.record.started, self.run_id)
         self.spool = Spool(self.config.daemon.state_dir)
         self.extra = {"run_id": self.run_id, "job": self.job.name}
 
@@ -80,8 +81,18 @@ class Run:
             self.spool.remove_workdir(self.run_id)
         return self._finish()
 
+    def abandon(self) -> None:
+        """The daemon exits before this run reached a safe point: record it, drop its temporary files."""
+        self.record.fail("internal", "the daemon stopped before this run reached a safe point; "
+                         "nothing partial was kept")
+        self.record.status = "interrupted"
+        self.record.ended = utc_now()
+        self.history.save(self.record)
+        self.spool.partial_path(self.archive_name).unlink(missing_ok=True)
+        self.spool.remove_workdir(self.run_id)
+
     def _backup(self) -> None:
-        name = archive_name(self.job.name, self.record.started, self.run_id)
+        name = self.archive_name
         try:
             stats = self._write_archive(name)
         except BaseException:
