@@ -23,25 +23,25 @@ class ManifestWriter:
     def __init__(self, path: Path, header: dict) -> None:
         self.path = path
         self._warnings_path = path.with_name(path.name + ".warnings")
-        self._file = open(path, "w", encoding="utf-8", buffering=BUFFER)
+        self.stream = open(path, "w", encoding="utf-8", buffering=BUFFER)
         self._warnings = None
         self._sep = "\n"
         self._warning_sep = "\n"
         fields = {"format": FORMAT, **header}
         head = ",\n".join(f"{json.dumps(k)}: {json.dumps(v, default=str)}" for k, v in fields.items())
-        self._file.write("{" + head + ',\n"members": [')
+        self.stream.write("{" + head + ',\n"members": [')
 
     def file(self, name: str, size: int, sha256: str) -> None:
-        self._file.write(f'{self._sep}{{"name": {quote(name)}, "type": "file", "size": {size}, '
+        self.stream.write(f'{self._sep}{{"name": {quote(name)}, "type": "file", "size": {size}, '
                          f'"sha256": "{sha256}"}}')
         self._sep = ",\n"
 
     def directory(self, name: str) -> None:
-        self._file.write(f'{self._sep}{{"name": {quote(name)}, "type": "dir", "size": 0}}')
+        self.stream.write(f'{self._sep}{{"name": {quote(name)}, "type": "dir", "size": 0}}')
         self._sep = ",\n"
 
     def symlink(self, name: str, target: str) -> None:
-        self._file.write(f'{self._sep}{{"name": {quote(name)}, "type": "symlink", "size": 0, '
+        self.stream.write(f'{self._sep}{{"name": {quote(name)}, "type": "symlink", "size": 0, '
                          f'"target": {quote(target)}}}')
         self._sep = ",\n"
 
@@ -54,13 +54,13 @@ class ManifestWriter:
 
     def close(self, totals: dict) -> int:
         """Finish the JSON document; returns its size in bytes."""
-        self._file.write('\n],\n"warnings": [')
+        self.stream.write('\n],\n"warnings": [')
         if self._warnings is not None:
             self._warnings.seek(0)
-            shutil.copyfileobj(self._warnings, self._file)
+            shutil.copyfileobj(self._warnings, self.stream)
         tail = ",\n".join(f"{json.dumps(k)}: {json.dumps(v, default=str)}" for k, v in totals.items())
-        self._file.write("\n],\n" + tail + "\n}\n")
-        self._file.close()
+        self.stream.write("\n],\n" + tail + "\n}\n")
+        self.stream.close()
         self._close_warnings()
         return os.stat(self.path).st_size
 
@@ -72,7 +72,7 @@ class ManifestWriter:
 
     def discard(self) -> None:
         """Close and remove the scratch files."""
-        if not self._file.closed:
-            self._file.close()
+        if not self.stream.closed:
+            self.stream.close()
         self._close_warnings()
         self.path.unlink(missing_ok=True)

@@ -8,30 +8,37 @@ import zstandard
 
 COALESCE = 1 << 20          # small members are gathered into buffers of about this size
 WRITE_BUFFER = 1 << 20
+# zstd's default job for level 3 is 8 MiB, and its workers keep several jobs' input and output buffers:
+# ~80 MiB of RSS on 2 cores. 2 MiB jobs keep that near 25 MiB at the same speed and a similar ratio.
+JOB_SIZE = 2 << 20
 
 
 class CompressedStream:
     """Bytes in, zstd frame out to `file`; tracks bytes in/out and the sha256 of the output."""
 
     def __init__(self, file, level: int, threads: int = -1) -> None:
-        params = zstandard.ZstdCompressionParameters.from_level(level, threads=threads)
+        params = zstandard.ZstdCompressionParameters.from_level(level, threads=threads, job_size=JOB_SIZE)
         self._compress = zstandard.ZstdCompressor(compression_params=params).compressobj()
         self._file = file
-        self.pending = bytearray()      # callers may append to it directly, then call maybe_flush()
+        self._parts: list[bytes] = []   # queued small pieces, joined once per COALESCE bytes
+        self._queued = 0
         self._sha = hashlib.sha256()
         self.bytes_out = 0
 
-    def write(self, data) -> None:
-        """Queue a small piece; it is compressed once about COALESCE bytes are waiting."""
-        self.pending += data
-        if len(self.pending) >= COALESCE:
+    def write(self, data: bytes) -> None:
+        """Queue a small piece (kept by reference: pass immutable bytes); compressed once about
+        COALESCE bytes are waiting. A list and one join beat growing a bytearray from empty each time."""
+        self._parts.append(data)
+        self._queued += len(data)
+        if self._queued >= COALESCE:
             self.flush_pending()
 
     def flush_pending(self) -> None:
         """Hand what is queued to the compressor."""
-        if self.pending:
-            self._emit(self._compress.compress(self.pending))
-            self.pending.clear()
+        if self._parts:
+            self._emit(self._compress.compress(b"".join(self._parts)))
+            self._parts.clear()
+            self._queued = 0
 
     def write_large(self, data) -> None:
         """Compress a large buffer directly (after anything queued)."""

@@ -24,7 +24,7 @@ from .stream import WRITE_BUFFER, CompressedStream
 
 MANIFEST_NAME = "MANIFEST.json"
 SMALL_FILE = 1 << 20            # read in one call, hashed and queued as one piece
-CHUNK = 4 << 20                 # read size for larger files and streams
+CHUNK = 1 << 20                 # read size for larger files and streams
 WARNINGS_KEPT = 1000            # ArchiveStats keeps the first ones; the manifest has them all
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 # errno on open -> why the file is skipped with a warning instead of failing the run
@@ -93,6 +93,7 @@ class ArchiveWriter:
         self._uid, self._gid = os.geteuid(), os.getegid()
         self._file = self._stream = self._manifest = None
         self._chunk: memoryview | None = None
+        self._own_inodes: set[int] = set()
         self._finished = False
 
     @property
@@ -105,6 +106,7 @@ class ArchiveWriter:
             self._file = open(self.path, "wb", buffering=WRITE_BUFFER)
             self._stream = CompressedStream(self._file, self.level)
             self._manifest = ManifestWriter(self.path.with_name(self.path.name + ".manifest"), self.header)
+            self._own_inodes = {os.fstat(f.fileno()).st_ino for f in (self._file, self._manifest.stream)}
         except BaseException:
             self._abort()
             raise
@@ -151,6 +153,8 @@ class ArchiveWriter:
 
         Small files are the hot path (one open, one read, one hash, one append), kept inline for speed."""
         size = st.st_size
+        if st.st_ino in self._own_inodes and self._is_own_file(st):
+            return
         try:
             fd = os.open(path, _READ_FLAGS)
         except OSError as exc:
@@ -172,6 +176,10 @@ class ArchiveWriter:
         self._manifest.file(name, size, sha256(data).hexdigest())
         self.members += 1
         self.bytes_in += size
+
+    def _is_own_file(self, st: os.stat_result) -> bool:
+        """The archive or manifest being written, when a source's tree contains the spool directory."""
+        return any(os.path.samestat(st, os.fstat(f.fileno())) for f in (self._file, self._manifest.stream))
 
     def _open_failed(self, name: str, path: str, exc: OSError) -> None:
         """A file that vanished or changed type is a warning; anything else fails the run."""
@@ -242,6 +250,8 @@ class ArchiveWriter:
     # -- end ---------------------------------------------------------------------------------------
     def finish(self) -> ArchiveStats:
         """Append MANIFEST.json, end the tar and zstd streams, fsync and close the file."""
+        if self._finished or self._stream is None:
+            raise RuntimeError("ArchiveWriter.finish() called twice or outside its 'with' block")
         self.check_cancel()
         payload = self.bytes_in
         totals = {"finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),

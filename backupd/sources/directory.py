@@ -17,9 +17,11 @@ _SPECIAL_KINDS = {
 }
 
 
-def exclude_matcher(patterns) -> re.Pattern | None:
-    """One regex for all globs; a glob matches the path relative to the root or the base name."""
-    cleaned = [p.strip().strip("/").removeprefix("./") for p in patterns]
+def exclude_matcher(patterns, root: str = "") -> re.Pattern | None:
+    """One regex for all globs; a glob matches the path relative to the root or the base name.
+    A glob spelled as an absolute path under the root is made relative to it."""
+    base = root.rstrip("/") + "/"
+    cleaned = [p.strip().removeprefix(base).strip("/").removeprefix("./") for p in patterns]
     cleaned = [p for p in cleaned if p]
     if not cleaned:
         return None
@@ -30,7 +32,7 @@ class DirectorySource:
     def __init__(self, config) -> None:
         self.name = config.name
         self.root = os.fspath(config.path)
-        self.exclude = exclude_matcher(config.exclude)
+        self.exclude = exclude_matcher(config.exclude, self.root)
         self.one_file_system = config.one_file_system
 
     def write(self, sink: MemberSink, workdir: Path) -> None:

@@ -174,3 +174,17 @@ def test_one_file_system_stops_at_mount_points(tmp_path):
     finally:
         marker.unlink()
     assert (restored / "shm").is_dir() and not (restored / "shm" / marker.name).exists()
+
+
+def test_archive_being_written_inside_the_tree_is_not_archived(tmp_path):
+    """Backing up a parent of the spool directory must not read the growing archive into itself."""
+    root = tmp_path / "var"
+    make_etc(root)
+    spool = root / "lib" / "backupd" / "spool"
+    spool.mkdir(parents=True)
+    archive = spool / "run.tar.zst.tmp"
+    write_archive(archive, [directory(root, exclude=(str(root / "ssl"),))], tmp_path / "work")
+    restored = extract(archive, tmp_path / "restored") / "etc"
+    assert (restored / "lib" / "backupd" / "spool").is_dir()
+    assert os.listdir(restored / "lib" / "backupd" / "spool") == []
+    assert not (restored / "ssl").exists() and (restored / "hosts").exists()
