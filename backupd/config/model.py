@@ -16,8 +16,9 @@ class DaemonConfig:
 
 
 @dataclass(frozen=True)
-class SourceConfig:
-    """One source; `options` holds the validated keys of its type (see schema.SOURCE_TYPES)."""
+class TypedTable:
+    """A named table with a `type`; `options` holds the validated keys of that type (see schema.py),
+    readable as attributes (`source.path`)."""
 
     name: str
     type: str
@@ -30,19 +31,12 @@ class SourceConfig:
             raise AttributeError(key) from None
 
 
-@dataclass(frozen=True)
-class DestinationConfig:
-    """One destination; `options` holds the validated keys of its type."""
+class SourceConfig(TypedTable):
+    """One source (schema.SOURCE_TYPES)."""
 
-    name: str
-    type: str
-    options: dict = field(default_factory=dict, compare=False)
 
-    def __getattr__(self, key):
-        try:
-            return self.__dict__["options"][key]
-        except KeyError:
-            raise AttributeError(key) from None
+class DestinationConfig(TypedTable):
+    """One destination (schema.DESTINATION_TYPES)."""
 
 
 @dataclass(frozen=True)
