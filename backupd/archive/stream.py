@@ -1,60 +1,136 @@
-"""The compressed output: coalesces small writes, compresses with zstd worker threads, hashes what it writes."""
+"""The compressed output: coalesces small writes, and a compressor thread feeds zstd's worker threads,
+hashes the output and writes it, so the reading thread never waits for compression or the disk."""
 from __future__ import annotations
 
 import hashlib
 import os
+import queue
+import threading
 
 import zstandard
 
-COALESCE = 1 << 20          # small members are gathered into buffers of about this size
+BUFFER = 1 << 20            # pooled buffers: small members are gathered, large files read, into these
+DEPTH = 3                   # buffers waiting for the compressor thread
+OUT_CHUNK = 64 << 10        # zstd output is handed over in pieces of this size (below malloc's mmap limit)
 WRITE_BUFFER = 1 << 20
 # zstd's default job for level 3 is 8 MiB, and its workers keep several jobs' input and output buffers:
 # ~80 MiB of RSS on 2 cores. 2 MiB jobs keep that near 25 MiB at the same speed and a similar ratio.
 JOB_SIZE = 2 << 20
+_END = None
+
+
+class _HashingWriter:
+    """Where zstd writes its output: hashed, counted and passed to the file in chunks of OUT_CHUNK."""
+
+    def __init__(self, file) -> None:
+        self.file = file
+        self.sha = hashlib.sha256()
+        self.bytes_out = 0
+
+    def write(self, data) -> int:
+        self.sha.update(data)
+        self.file.write(data)
+        self.bytes_out += len(data)
+        return len(data)
 
 
 class CompressedStream:
-    """Bytes in, zstd frame out to `file`; tracks bytes in/out and the sha256 of the output."""
+    """Bytes in, one zstd frame out to `file`; tracks bytes out and the sha256 of the output.
+
+    Memory is fixed: pieces are copied into pooled BUFFER-sized bytearrays (at most DEPTH + 2 exist)
+    and zstd hands its output over in OUT_CHUNK pieces, so no large object is allocated per piece."""
 
     def __init__(self, file, level: int, threads: int = -1) -> None:
         params = zstandard.ZstdCompressionParameters.from_level(level, threads=threads, job_size=JOB_SIZE)
-        self._compress = zstandard.ZstdCompressor(compression_params=params).compressobj()
-        self._file = file
-        self._parts: list[bytes] = []   # queued small pieces, joined once per COALESCE bytes
-        self._queued = 0
-        self._sha = hashlib.sha256()
-        self.bytes_out = 0
+        self._out = _HashingWriter(file)
+        self._zstd = zstandard.ZstdCompressor(compression_params=params).stream_writer(
+            self._out, write_size=OUT_CHUNK, closefd=False)
+        self._work: queue.Queue = queue.Queue(DEPTH)
+        self._free: queue.Queue = queue.Queue()
+        self._error: BaseException | None = None
+        self._current = bytearray(BUFFER)
+        self._pos = 0
+        self._thread = threading.Thread(target=self._run, name="archive-compressor", daemon=True)
+        self._thread.start()
 
+    @property
+    def bytes_out(self) -> int:
+        return self._out.bytes_out
+
+    # -- producer side (the thread that reads the sources) ------------------------------------------
     def write(self, data: bytes) -> None:
-        """Queue a small piece (kept by reference: pass immutable bytes); compressed once about
-        COALESCE bytes are waiting. A list and one join beat growing a bytearray from empty each time."""
-        self._parts.append(data)
-        self._queued += len(data)
-        if self._queued >= COALESCE:
+        """Copy a piece into the current buffer; a full buffer goes to the compressor thread."""
+        size = len(data)
+        pos = self._pos
+        if pos + size > BUFFER:
             self.flush_pending()
+            if size > BUFFER:
+                view = memoryview(data)
+                for start in range(0, size, BUFFER):
+                    self.write(view[start:start + BUFFER])
+                return
+            pos = 0
+        self._current[pos:pos + size] = data
+        self._pos = pos + size
 
     def flush_pending(self) -> None:
-        """Hand what is queued to the compressor."""
-        if self._parts:
-            self._emit(self._compress.compress(b"".join(self._parts)))
-            self._parts.clear()
-            self._queued = 0
+        """Hand the current buffer to the compressor thread."""
+        if self._pos:
+            self._put((self._current, self._pos))
+            self._current = self.take_buffer()
+            self._pos = 0
 
-    def write_large(self, data) -> None:
-        """Compress a large buffer directly (after anything queued)."""
+    def take_buffer(self) -> bytearray:
+        """A BUFFER-sized buffer to read into; give it back with submit() or give_back()."""
+        try:
+            return self._free.get_nowait()
+        except queue.Empty:
+            return bytearray(BUFFER)
+
+    def submit(self, buffer: bytearray, length: int) -> None:
+        """Compress buffer[:length] (after anything queued); the buffer returns to the pool afterwards."""
         self.flush_pending()
-        self._emit(self._compress.compress(data))
+        self._put((buffer, length))
 
-    def _emit(self, out: bytes) -> None:
-        if out:
-            self._sha.update(out)
-            self._file.write(out)
-            self.bytes_out += len(out)
+    def give_back(self, buffer: bytearray) -> None:
+        self._free.put(buffer)
+
+    def _put(self, item) -> None:
+        if self._error is not None:
+            raise self._error
+        self._work.put(item)
 
     def close(self) -> str:
         """End the zstd frame, flush and fsync the file; returns the hex sha256 of everything written."""
         self.flush_pending()
-        self._emit(self._compress.flush())
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        return self._sha.hexdigest()
+        self._put(_END)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        self._out.file.flush()
+        os.fsync(self._out.file.fileno())
+        return self._out.sha.hexdigest()
+
+    def abort(self) -> None:
+        """Stop the compressor thread without finishing the frame."""
+        if self._thread.is_alive():
+            self._error = self._error or RuntimeError("aborted")
+            self._work.put(_END)
+            self._thread.join()
+
+    # -- the compressor thread ------------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            while (item := self._work.get()) is not _END:
+                if self._error is not None:
+                    continue        # aborted: drain until the end marker
+                buffer, length = item
+                with memoryview(buffer) as view:
+                    self._zstd.write(view[:length])
+                self._free.put(buffer)
+            if self._error is None:
+                self._zstd.flush(zstandard.FLUSH_FRAME)
+        except BaseException as exc:    # handed to the producer on its next call
+            self._error = exc
+            while self._work.get() is not _END:
+                pass

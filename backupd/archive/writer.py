@@ -20,11 +20,10 @@ from ..cancel import CancelToken
 from ..sources.base import SourceError
 from . import tarheader as th
 from .manifest import ManifestWriter
-from .stream import WRITE_BUFFER, CompressedStream
+from .stream import BUFFER, WRITE_BUFFER, CompressedStream
 
 MANIFEST_NAME = "MANIFEST.json"
-SMALL_FILE = 1 << 20            # read in one call, hashed and queued as one piece
-CHUNK = 1 << 20                 # read size for larger files and streams
+SMALL_FILE = 128 << 10         # read in one call and hashed as one piece; larger go through pooled buffers
 WARNINGS_KEPT = 1000            # ArchiveStats keeps the first ones; the manifest has them all
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 # errno on open -> why the file is skipped with a warning instead of failing the run
@@ -92,7 +91,6 @@ class ArchiveWriter:
         self._headers = th.HeaderBuilder()
         self._uid, self._gid = os.geteuid(), os.getegid()
         self._file = self._stream = self._manifest = None
-        self._chunk: memoryview | None = None
         self._own_inodes: set[int] = set()
         self._finished = False
 
@@ -224,28 +222,32 @@ class ArchiveWriter:
 
     def _copy(self, name: str, origin: str, readinto, size: int) -> str:
         """Stream `size` bytes through the hash and the compressor, zero-padding a short source."""
-        if self._chunk is None:
-            self._chunk = memoryview(bytearray(CHUNK))
-        chunk, stream, digest = self._chunk, self._stream, hashlib.sha256()
+        stream, digest = self._stream, hashlib.sha256()
         remaining = size
         while remaining:
             self.check_cancel()
-            count = readinto(chunk[:min(CHUNK, remaining)])
+            buffer = stream.take_buffer()
+            view = memoryview(buffer)
+            count = readinto(view[:min(BUFFER, remaining)])
             if not count:
+                stream.give_back(buffer)
                 self.warn(name, f"{origin} shrank while being read; padded with zeros to {size} bytes")
-                chunk[:] = bytes(CHUNK)
-                while remaining:
-                    count = min(CHUNK, remaining)
-                    digest.update(chunk[:count])
-                    stream.write_large(chunk[:count])
-                    remaining -= count
+                self._zero_fill(digest, remaining)
                 break
-            digest.update(chunk[:count])
-            stream.write_large(chunk[:count])
+            digest.update(view[:count])
+            view.release()
+            stream.submit(buffer, count)
             remaining -= count
             self.bytes_in += count
         stream.write(th.padding(size))
         return digest.hexdigest()
+
+    def _zero_fill(self, digest, count: int) -> None:
+        while count:
+            zeros = bytes(min(BUFFER, count))
+            digest.update(zeros)
+            self._stream.write(zeros)
+            count -= len(zeros)
 
     # -- end ---------------------------------------------------------------------------------------
     def finish(self) -> ArchiveStats:
@@ -272,6 +274,8 @@ class ArchiveWriter:
 
     def _abort(self) -> None:
         """Close everything and remove the partial archive and scratch files."""
+        if self._stream is not None:
+            self._stream.abort()
         if self._manifest is not None:
             self._manifest.discard()
         if self._file is not None:

@@ -16,8 +16,10 @@ from backupd.sources.sqlite import SqliteSource
 from tests.archive.helpers import extract, read_manifest, sha256_file, source_config, write_archive
 
 # Inserts pairs of rows (+n, -n) in one transaction each, forever: a consistent copy sums to zero.
+# The short pause paces the workload like a real application (a tight loop starves readers in
+# rollback-journal mode, which is SQLite's locking, not backupd's).
 WRITER = """
-import sqlite3, sys
+import sqlite3, sys, time
 db = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None)
 db.execute("PRAGMA journal_mode=" + sys.argv[2])
 n = 0
@@ -27,6 +29,7 @@ while True:
     db.execute("INSERT INTO ledger (amount, note) VALUES (?, ?)", (n, "x" * 200))
     db.execute("INSERT INTO ledger (amount, note) VALUES (?, ?)", (-n, "y" * 200))
     db.execute("COMMIT")
+    time.sleep(0.0005)
 """
 
 
