@@ -6,12 +6,12 @@ is appended as the last member by finish().
 from __future__ import annotations
 
 import errno
-import hashlib
-from hashlib import sha256
 import os
+import stat
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from hashlib import sha256
 from pathlib import Path
 from typing import BinaryIO, Callable
 
@@ -198,6 +198,8 @@ class ArchiveWriter:
         return data[:size]
 
     def _large_file(self, name: str, path: str, fd: int, st: os.stat_result) -> None:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return self.warn(name, f"{path} is no longer a regular file; not archived")
         self._stream.write(self._headers.header(name, th.REGULAR, st.st_mode, st.st_uid, st.st_gid,
                                                 st.st_size, st.st_mtime))
         warnings = self._warning_count
@@ -222,7 +224,7 @@ class ArchiveWriter:
 
     def _copy(self, name: str, origin: str, readinto, size: int) -> str:
         """Stream `size` bytes through the hash and the compressor, zero-padding a short source."""
-        stream, digest = self._stream, hashlib.sha256()
+        stream, digest = self._stream, sha256()
         remaining = size
         while remaining:
             self.check_cancel()
