@@ -1,6 +1,7 @@
 """Archive benchmarks: every available archiver on one dataset, round-robin, each run in a fresh child and folder."""
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -47,6 +48,7 @@ def bench_dataset(data: Path, work: Path, tools: list[str], repeat: int, log=pri
 def _one_run(name: str, data: Path, run_dir: Path):
     """One timed run into a fresh folder; the folder is removed afterwards, outside the timed section."""
     run_dir.mkdir(parents=True)
+    os.sync()   # the previous run's dirty pages are written back now, not during this run
     try:
         invocation = RUNNERS[name].prepare(data, run_dir)
         return run_once(invocation, run_dir.parent / f"{run_dir.name}.log")
