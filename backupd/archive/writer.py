@@ -57,8 +57,9 @@ class SourceSink:
     def add_directory(self, name: str, st: os.stat_result) -> None:
         self._writer.write_directory(self._full(name), st)
 
-    def add_file(self, name: str, path: str, st: os.stat_result) -> None:
-        self._writer.write_file(self._prefix + name, path, st)
+    def add_file(self, name: str, path: str, st: os.stat_result, *, dir_fd: int | None = None) -> None:
+        """`path` is relative to `dir_fd` when given (as os.open's dir_fd)."""
+        self._writer.write_file(self._prefix + name, path, st, dir_fd)
 
     def add_symlink(self, name: str, target: str, st: os.stat_result) -> None:
         self._writer.write_symlink(self._prefix + name, target, st)
@@ -146,27 +147,28 @@ class ArchiveWriter:
         self._manifest.symlink(name, target)
         self.members += 1
 
-    def write_file(self, name: str, path: str, st: os.stat_result) -> None:
-        """Archive the regular file at `path` with the size in `st`; changes while reading are warnings.
+    def write_file(self, name: str, path: str, st: os.stat_result, dir_fd: int | None = None) -> None:
+        """Archive the regular file at `path` (relative to `dir_fd` if given) with the size in `st`;
+        changes while reading are warnings.
 
         Small files are the hot path (one open, one read, one hash, one append), kept inline for speed."""
         size = st.st_size
         if st.st_ino in self._own_inodes and self._is_own_file(st):
             return
         try:
-            fd = os.open(path, _READ_FLAGS)
+            fd = os.open(path, _READ_FLAGS, dir_fd=dir_fd)
         except OSError as exc:
-            return self._open_failed(name, path, exc)
+            return self._open_failed(name, _shown(path, dir_fd), exc)
         try:
             if size > SMALL_FILE:
-                return self._large_file(name, path, fd, st)
+                return self._large_file(name, _shown(path, dir_fd), fd, st)
             data = os.read(fd, size + 1)
             if len(data) != size:
-                data = self._fit(name, path, data, size, fd)
+                data = self._fit(name, _shown(path, dir_fd), data, size, fd)
         except BlockingIOError:
-            return self.warn(name, f"{path} is no longer a regular file; not archived")
+            return self.warn(name, f"{_shown(path, dir_fd)} is no longer a regular file; not archived")
         except OSError as exc:
-            raise SourceError(f"cannot read {path}: {exc.strerror}") from None
+            raise SourceError(f"cannot read {_shown(path, dir_fd)}: {exc.strerror}") from None
         finally:
             os.close(fd)
         self._stream.write(self._headers.header(name, th.REGULAR, st.st_mode, st.st_uid, st.st_gid, size,
@@ -286,6 +288,16 @@ class ArchiveWriter:
             except OSError:
                 pass
         self.path.unlink(missing_ok=True)
+
+
+def _shown(path: str, dir_fd: int | None) -> str:
+    """The full path of `path` relative to `dir_fd`, for messages (only built when one is needed)."""
+    if dir_fd is None or path.startswith("/"):
+        return path
+    try:
+        return os.path.join(os.readlink(f"/proc/self/fd/{dir_fd}"), path)
+    except OSError:
+        return path
 
 
 def _readinto_from_read(stream: BinaryIO):

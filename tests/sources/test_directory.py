@@ -70,10 +70,10 @@ def test_file_deleted_between_scan_and_read_is_a_warning(tmp_path):
         def __getattr__(self, name):
             return getattr(self._sink, name)
 
-        def add_file(self, name, path, st):
+        def add_file(self, name, path, st, dir_fd=None):
             if name == "app/app.conf":
-                os.unlink(path)
-            self._sink.add_file(name, path, st)
+                os.unlink(path, dir_fd=dir_fd)
+            self._sink.add_file(name, path, st, dir_fd=dir_fd)
 
     archive = tmp_path / "run.tar.zst.tmp"
     with ArchiveWriter(archive, header=HEADER) as writer:
@@ -188,3 +188,32 @@ def test_archive_being_written_inside_the_tree_is_not_archived(tmp_path):
     assert (restored / "lib" / "backupd" / "spool").is_dir()
     assert os.listdir(restored / "lib" / "backupd" / "spool") == []
     assert not (restored / "ssl").exists() and (restored / "hosts").exists()
+
+
+def test_directory_swapped_for_a_link_during_the_walk_is_not_followed(tmp_path):
+    """A directory replaced by a symbolic link after it was listed (a classic race) is not descended."""
+    root = tmp_path / "etc"
+    make_etc(root)
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "secret").write_text("outside the source\n")
+
+    class SwappingSink:
+        def __init__(self, sink):
+            self._sink = sink
+
+        def __getattr__(self, name):
+            return getattr(self._sink, name)
+
+        def add_directory(self, name, st):
+            self._sink.add_directory(name, st)
+            if name == "app":
+                os.rename(root / "app", tmp_path / "app-moved")
+                os.symlink(tmp_path / "elsewhere", root / "app")
+
+    archive = tmp_path / "run.tar.zst.tmp"
+    with ArchiveWriter(archive, header=HEADER) as writer:
+        directory(root).write(SwappingSink(writer.source("etc")), tmp_path)
+        stats = writer.finish()
+    restored = extract(archive, tmp_path / "restored") / "etc"
+    assert not (restored / "app" / "secret").exists()
+    assert [(w["member"], "not followed" in w["message"]) for w in stats.warnings] == [("etc/app", True)]
