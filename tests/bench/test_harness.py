@@ -84,7 +84,8 @@ def test_quick_run_writes_results_and_goals(tmp_path):
         assert tar["wall_ratio"] == 1.0 and tar["runs"] == 2
         assert tar["output_bytes"] > 0 and tar["peak_rss_max"] > MiB
         ours = results["archive"][dataset]["tools"]["backupd"]
-        assert "wall_median" in ours or "unavailable" in ours, ours
+        # measured, or reported (a backupd that is missing or failing is the harness's output, not its error)
+        assert "wall_median" in ours or "unavailable" in ours or "exited" in ours.get("error", ""), ours
     for probe in ("ready", "ctl"):
         assert results[probe].get("unavailable") or results[probe].get("runs"), results[probe]
     assert "idle" not in results and "drive" not in results
