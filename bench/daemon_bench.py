@@ -109,7 +109,9 @@ def bench_ctl(work: Path, repeat: int) -> dict:
         python = str(daemon_cmd.BIN / "python3")
         wall_times([python, "-c", "pass"], 2, daemon_cmd.ENV)   # warm the page cache for both commands
         wall_times(daemon_cmd.ctl_argv(socket_path) + ["status"], 2, daemon_cmd.ENV)
-        ctl = wall_times(daemon_cmd.ctl_argv(socket_path) + ["status"], repeat, daemon_cmd.ENV)
-        base = wall_times([python, "-c", "pass"], repeat, daemon_cmd.ENV)
+        ctl, base = [], []
+        for _ in range(repeat):   # interleaved, so a drift of the machine's speed hits both alike
+            ctl += wall_times(daemon_cmd.ctl_argv(socket_path) + ["status"], 1, daemon_cmd.ENV)
+            base += wall_times([python, "-c", "pass"], 1, daemon_cmd.ENV)
     return {"runs": repeat, "ctl_median": statistics.median(ctl), "ctl_min": min(ctl), "ctl_max": max(ctl),
             "python_median": statistics.median(base), "ratio": statistics.median(ctl) / statistics.median(base)}
