@@ -70,8 +70,7 @@ def _borg(data: Path, run: Path) -> Invocation:
 
 def _backupd(data: Path, run: Path) -> Invocation:
     config = daemon_cmd.write_config(run, data)
-    argv, _ = daemon_cmd.once_argv(config)
-    return Invocation(argv, cwd=run, output=run / "out", env=daemon_cmd.ENV)
+    return Invocation(daemon_cmd.once_argv(config), cwd=run, output=run / "out", env=daemon_cmd.ENV)
 
 
 RUNNERS = {runner.name: runner for runner in (
@@ -81,6 +80,6 @@ RUNNERS = {runner.name: runner for runner in (
     Runner("restic", _tool_missing("restic"), _restic, lambda: "restic " + tool_version(["restic", "version"])),
     Runner("borg", _tool_missing("borg"), _borg, lambda: "borg " + tool_version(["borg", "--version"])),
     Runner("backupd", daemon_cmd.once_missing, _backupd,
-           lambda: daemon_cmd.once_argv(Path("/dev/null"))[1]),
+           lambda: "backupd --config CFG --once JOB (one directory source, one local destination)"),
 )}
 BASELINE = "tar|zstd"

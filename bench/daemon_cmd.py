@@ -90,16 +90,10 @@ def ctl_missing() -> str | None:
     return None if _has_module("backupd.cli.ctl") else "backupd.cli.ctl (backupctl) is not there yet"
 
 
-def once_argv(config: Path) -> tuple[list[str], str]:
-    """The command that runs the job once as a scheduled run would, and how it does so."""
-    if "--once" in _daemon_help():
-        return daemon_argv(config) + ["--once", JOB], "backupd --once"
-    if _has_module("backupd.jobs.runner") and _has_module("backupd.archive.writer"):
-        return [sys.executable, "-m", "bench.run_job", str(config), JOB], "jobs.runner.Run (no --once yet)"
-    return [], ""
+def once_argv(config: Path) -> list[str]:
+    """The command that runs the job once as a scheduled run would, then exits."""
+    return daemon_argv(config) + ["--once", JOB]
 
 
 def once_missing() -> str | None:
-    if once_argv(Path("/dev/null"))[0]:
-        return None
-    return "neither `backupd --once` nor backupd.jobs.runner + backupd.archive.writer exist yet"
+    return None if "--once" in _daemon_help() else "backupd has no --once mode yet (or --help fails)"

@@ -92,3 +92,12 @@ def test_quick_run_writes_results_and_goals(tmp_path):
     assert len(results["goals"]) == 15
     assert results["machine"]["nproc"] >= 1
     assert "| tar|zstd | " in done.stdout and "### goals" in done.stdout
+
+
+def test_profile_lists_where_backupd_spends_its_time(tmp_path):
+    argv = [sys.executable, "-m", "bench.profile", "--dataset", "quick-tiny", "--sort", "cumulative",
+            "--top", "12", "--data-dir", str(tmp_path / "data"), "--work-dir", str(tmp_path / "work")]
+    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "function calls" in done.stdout
+    assert "daemon_main.py" in done.stdout
