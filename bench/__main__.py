@@ -114,9 +114,10 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work_dir / time.strftime("%Y%m%d-%H%M%S")
     work.mkdir(parents=True, exist_ok=True)
     results = {"name": args.name, "started": started, "repeat": args.repeat, "quick": args.quick,
-               "machine": report.machine()}
+               "machine": {**report.machine(), "loadavg_start": os.getloadavg()}}
     run_archive(args, work, results)
     run_daemon(args, work, results)
+    results["machine"]["loadavg_end"] = os.getloadavg()   # other work on the machine skews figures
     results["goals"] = report.goals(results)
     args.results_dir.mkdir(parents=True, exist_ok=True)
     out = args.results_dir / f"{args.name}.json"
