@@ -36,6 +36,13 @@ class ManifestWriter:
                          f'"sha256": "{sha256}"}}')
         self._sep = ",\n"
 
+    def files(self, lines: list[str]) -> None:
+        """Member entries already formatted as JSON objects; empties the list."""
+        if lines:
+            self.stream.write(self._sep + ",\n".join(lines))
+            self._sep = ",\n"
+            lines.clear()
+
     def directory(self, name: str) -> None:
         self.stream.write(f'{self._sep}{{"name": {quote(name)}, "type": "dir", "size": 0}}')
         self._sep = ",\n"

@@ -36,17 +36,22 @@ class _TailReader(threading.Thread):
 
 
 def _stop(proc: subprocess.Popen) -> None:
-    """SIGTERM the command's process group, SIGKILL it if it lingers."""
-    for sig, grace in ((signal.SIGTERM, TERM_GRACE), (signal.SIGKILL, None)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            pass
-        try:
-            proc.wait(grace)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+    """SIGTERM the command's process group; SIGKILL what is left of the group (children that ignored
+    it, or the command itself if it lingers past TERM_GRACE)."""
+    _signal_group(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(TERM_GRACE)
+    except subprocess.TimeoutExpired:
+        pass
+    _signal_group(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
 
 
 class CommandSource:

@@ -6,11 +6,13 @@ import fnmatch
 import os
 import re
 import stat
+from functools import partial
 from pathlib import Path
 
 from .base import MemberSink, SourceError
 
 _IFMT = 0o170000
+BATCH = 256                 # regular files handed to the sink per call (bounds what is held: stat results)
 # errno when opening a subdirectory -> the warning (the walk carries on)
 _DIRECTORY_CHANGED = {
     errno.ENOENT: "vanished before it was read",
@@ -44,14 +46,17 @@ class DirectorySource:
         self.one_file_system = config.one_file_system
 
     def write(self, sink: MemberSink, workdir: Path) -> None:
+        """Depth first; each directory's header comes right before its contents, as GNU tar writes
+        them (tar -x sets a directory's mtime once it moves past it, so contents must follow it)."""
         root_st = self._root_stat()
-        sink.add_directory("", root_st)
-        pending = [(self.root, "")]
+        pending = [(self.root, "", root_st)]
         while pending:
-            path, prefix = pending.pop()
+            path, prefix, st = pending.pop()
             sink.check_cancel()
-            subdirs = self._scan(sink, path, prefix, root_st.st_dev)
-            pending.extend(reversed(subdirs))
+            sink.add_directory(prefix[:-1], st)
+            if self.one_file_system and st.st_dev != root_st.st_dev:
+                continue                # a mount point: stored, not descended
+            pending.extend(reversed(self._scan(sink, path, prefix)))
 
     def _root_stat(self) -> os.stat_result:
         try:
@@ -62,18 +67,18 @@ class DirectorySource:
             raise SourceError(f"source {self.name!r}: {self.root} is not a directory")
         return st
 
-    def _scan(self, sink: MemberSink, path: str, prefix: str, root_dev: int) -> list[tuple[str, str]]:
+    def _scan(self, sink: MemberSink, path: str, prefix: str) -> list[tuple[str, str, os.stat_result]]:
         """Archive one directory's entries; returns its subdirectories still to walk.
 
         Entries are stat'ed, opened and read relative to the directory's descriptor: shorter path look-ups
         for the kernel, and a directory swapped for a link while walked is not followed."""
-        subdirs: list[tuple[str, str]] = []
+        subdirs: list[tuple[str, str, os.stat_result]] = []
         flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | (os.O_NOFOLLOW if prefix else 0)
         try:
             dir_fd = os.open(path, flags)
             try:
                 with os.scandir(dir_fd) as entries:
-                    self._entries(sink, entries, path, prefix, root_dev, subdirs, dir_fd)
+                    self._entries(sink, entries, path, prefix, subdirs, dir_fd)
             finally:
                 os.close(dir_fd)
         except OSError as exc:
@@ -87,10 +92,11 @@ class DirectorySource:
             return
         raise SourceError(f"source {self.name!r}: cannot read directory {path}: {exc.strerror}") from None
 
-    def _entries(self, sink: MemberSink, entries, path: str, prefix: str, root_dev: int, subdirs: list,
-                 dir_fd: int) -> None:
-        """The hot loop (once per file): regular files first, without a dispatch table, for speed."""
-        exclude, add_file = self.exclude, sink.add_file
+    def _entries(self, sink: MemberSink, entries, path: str, prefix: str, subdirs: list, dir_fd: int) -> None:
+        """The hot loop (once per file): regular files are handed over in batches, without a dispatch
+        table, for speed."""
+        exclude, batch = self.exclude, []
+        add_files = getattr(sink, "add_files", None) or partial(_one_by_one, sink)
         for entry in entries:
             name = entry.name
             rel = prefix + name
@@ -100,14 +106,23 @@ class DirectorySource:
                 st = entry.stat(follow_symlinks=False)
                 kind = st.st_mode & _IFMT
                 if kind == stat.S_IFREG:
-                    add_file(rel, name, st, dir_fd=dir_fd)
+                    batch.append((rel, name, st))
+                    if len(batch) >= BATCH:
+                        add_files(batch, dir_fd=dir_fd)
+                        batch.clear()
                 elif kind == stat.S_IFDIR:
-                    sink.add_directory(rel, st)
-                    if not self.one_file_system or st.st_dev == root_dev:
-                        subdirs.append((f"{path}/{name}", rel + "/"))
+                    subdirs.append((f"{path}/{name}", rel + "/", st))
                 elif kind == stat.S_IFLNK:
                     sink.add_symlink(rel, os.readlink(name, dir_fd=dir_fd), st)
                 else:
                     sink.warn(rel, f"{path}/{name} is a {_SPECIAL_KINDS.get(kind, 'special file')}; skipped")
             except FileNotFoundError:
                 sink.warn(rel, f"{path}/{name} vanished before it was read; not archived")
+        if batch:
+            add_files(batch, dir_fd=dir_fd)
+
+
+def _one_by_one(sink: MemberSink, batch: list, *, dir_fd: int) -> None:
+    """add_files for a sink that only offers add_file."""
+    for name, path, st in batch:
+        sink.add_file(name, path, st, dir_fd=dir_fd)

@@ -44,7 +44,7 @@ def extract(archive: Path, dest: Path) -> Path:
 def listing(archive: Path) -> list[str]:
     """Member names as `tar -t` prints them."""
     zstd = subprocess.run(["zstd", "-dc", str(archive)], capture_output=True, check=True)
-    tar = subprocess.run(["tar", "-t"], input=zstd.stdout, capture_output=True, check=True)
+    tar = subprocess.run(["tar", "-t", "--quoting-style=literal"], input=zstd.stdout, capture_output=True, check=True)
     return tar.stdout.decode("utf-8", "surrogateescape").splitlines()
 
 

@@ -29,6 +29,7 @@ def build_tree(root: Path) -> None:
     (root / LONG_DIR / "x" / LONG_DIR).mkdir(parents=True)
     (root / LONG_DIR / "x" / LONG_DIR / LONG_FILE).write_text("long path\n")
     (root / "naïve café ☕.txt").write_text("unicode name\n")
+    (root / 'quote" back\\slash\ttab.txt').write_text("escaped in JSON\n")
     (root / "sub" / "deeper" / "exec.sh").write_text("#!/bin/sh\necho hi\n")
     os.chmod(root / "sub" / "deeper" / "exec.sh", 0o750)
     os.chmod(root / "sub" / "size-1.bin", 0o600)
@@ -38,6 +39,8 @@ def build_tree(root: Path) -> None:
     os.symlink("t" * 150, root / "long-target-link")
     os.symlink("sub", root / "dir-link")
     os.utime(root / "sub" / "size-0.bin", (1_000_000_000, 1_000_000_000))
+    for dirpath, _, _ in os.walk(root):     # old directory times: restoring "now" instead would show
+        os.utime(dirpath, (1_600_000_000, 1_600_000_000))
 
 
 @pytest.fixture
@@ -74,7 +77,7 @@ def test_manifest_lists_every_member_with_matching_sha256(tmp_path, tree):
     tar_names = {name.rstrip("/") for name in listing(archive)} - {"MANIFEST.json"}
     assert {m["name"] for m in members} == tar_names
     files = [m for m in members if m["type"] == "file"]
-    assert len(files) == 12
+    assert len(files) == 13
     for member in files:
         path = restored / member["name"]
         assert member["size"] == path.stat().st_size

@@ -70,10 +70,11 @@ def test_file_deleted_between_scan_and_read_is_a_warning(tmp_path):
         def __getattr__(self, name):
             return getattr(self._sink, name)
 
-        def add_file(self, name, path, st, dir_fd=None):
-            if name == "app/app.conf":
-                os.unlink(path, dir_fd=dir_fd)
-            self._sink.add_file(name, path, st, dir_fd=dir_fd)
+        def add_files(self, batch, dir_fd=None):
+            for name, path, _ in batch:
+                if name == "app/app.conf":
+                    os.unlink(path, dir_fd=dir_fd)
+            self._sink.add_files(batch, dir_fd=dir_fd)
 
     archive = tmp_path / "run.tar.zst.tmp"
     with ArchiveWriter(archive, header=HEADER) as writer:
@@ -217,3 +218,33 @@ def test_directory_swapped_for_a_link_during_the_walk_is_not_followed(tmp_path):
     restored = extract(archive, tmp_path / "restored") / "etc"
     assert not (restored / "app" / "secret").exists()
     assert [(w["member"], "not followed" in w["message"]) for w in stats.warnings] == [("etc/app", True)]
+
+
+def test_file_growing_between_scan_and_read_is_truncated_with_a_warning(tmp_path):
+    root = tmp_path / "etc"
+    make_etc(root)
+
+    class GrowingSink:
+        """Appends to 'hosts' after it was stat'ed, before the writer reads it."""
+
+        def __init__(self, sink):
+            self._sink = sink
+
+        def __getattr__(self, name):
+            return getattr(self._sink, name)
+
+        def add_files(self, batch, dir_fd=None):
+            if any(name == "hosts" for name, _, _ in batch):
+                with open(root / "hosts", "a") as f:
+                    f.write("appended later\n")
+            self._sink.add_files(batch, dir_fd=dir_fd)
+
+    archive = tmp_path / "run.tar.zst.tmp"
+    with ArchiveWriter(archive, header=HEADER) as writer:
+        directory(root).write(GrowingSink(writer.source("etc")), tmp_path)
+        stats = writer.finish()
+    restored = extract(archive, tmp_path / "restored") / "etc"
+    assert (restored / "hosts").read_text() == "content of hosts\n"
+    assert [w["member"] for w in stats.warnings] == ["etc/hosts"] and "grew" in stats.warnings[0]["message"]
+    assert str(root / "hosts") in stats.warnings[0]["message"]
+    assert (restored / "app" / "app.conf").read_text() == "content of app/app.conf\n"
