@@ -26,6 +26,26 @@ def backup(tmp_path: Path, source) -> tuple[Path, object]:
     return extract(archive, tmp_path / "restored") / source.name, stats
 
 
+class HookedSink:
+    """The writer's sink with test hooks that change the tree at a precise moment of the walk."""
+
+    def __init__(self, sink, before_files=None, after_directory=None):
+        self._sink = sink
+        self._before_files = before_files or (lambda batch, dir_fd: None)
+        self._after_directory = after_directory or (lambda name: None)
+
+    def __getattr__(self, name):
+        return getattr(self._sink, name)
+
+    def add_files(self, batch, dir_fd=None):
+        self._before_files(batch, dir_fd)
+        self._sink.add_files(batch, dir_fd=dir_fd)
+
+    def add_directory(self, name, st):
+        self._sink.add_directory(name, st)
+        self._after_directory(name)
+
+
 def make_etc(root: Path) -> None:
     for rel in ("hosts", "app/app.conf", "app/.app.conf.swp", "ssl/private/key.pem", "ssl/certs/ca.pem",
                 "cache/private/x", "deep/a/b/c.swp"):
@@ -61,24 +81,14 @@ def test_file_deleted_between_scan_and_read_is_a_warning(tmp_path):
     root = tmp_path / "etc"
     make_etc(root)
 
-    class DeletingSink:
-        """Deletes app/app.conf just before the writer reads it, then delegates."""
-
-        def __init__(self, sink):
-            self._sink = sink
-
-        def __getattr__(self, name):
-            return getattr(self._sink, name)
-
-        def add_files(self, batch, dir_fd=None):
-            for name, path, _ in batch:
-                if name == "app/app.conf":
-                    os.unlink(path, dir_fd=dir_fd)
-            self._sink.add_files(batch, dir_fd=dir_fd)
+    def delete_app_conf(batch, dir_fd):
+        for name, path, _ in batch:
+            if name == "app/app.conf":
+                os.unlink(path, dir_fd=dir_fd)
 
     archive = tmp_path / "run.tar.zst.tmp"
     with ArchiveWriter(archive, header=HEADER) as writer:
-        directory(root).write(DeletingSink(writer.source("etc")), tmp_path)
+        directory(root).write(HookedSink(writer.source("etc"), before_files=delete_app_conf), tmp_path)
         stats = writer.finish()
     restored = extract(archive, tmp_path / "restored")
     warning = read_manifest(restored)["warnings"]
@@ -198,22 +208,14 @@ def test_directory_swapped_for_a_link_during_the_walk_is_not_followed(tmp_path):
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "elsewhere" / "secret").write_text("outside the source\n")
 
-    class SwappingSink:
-        def __init__(self, sink):
-            self._sink = sink
-
-        def __getattr__(self, name):
-            return getattr(self._sink, name)
-
-        def add_directory(self, name, st):
-            self._sink.add_directory(name, st)
-            if name == "app":
-                os.rename(root / "app", tmp_path / "app-moved")
-                os.symlink(tmp_path / "elsewhere", root / "app")
+    def swap_app(name):
+        if name == "app":
+            os.rename(root / "app", tmp_path / "app-moved")
+            os.symlink(tmp_path / "elsewhere", root / "app")
 
     archive = tmp_path / "run.tar.zst.tmp"
     with ArchiveWriter(archive, header=HEADER) as writer:
-        directory(root).write(SwappingSink(writer.source("etc")), tmp_path)
+        directory(root).write(HookedSink(writer.source("etc"), after_directory=swap_app), tmp_path)
         stats = writer.finish()
     restored = extract(archive, tmp_path / "restored") / "etc"
     assert not (restored / "app" / "secret").exists()
@@ -224,24 +226,15 @@ def test_file_growing_between_scan_and_read_is_truncated_with_a_warning(tmp_path
     root = tmp_path / "etc"
     make_etc(root)
 
-    class GrowingSink:
+    def grow_hosts(batch, dir_fd):
         """Appends to 'hosts' after it was stat'ed, before the writer reads it."""
-
-        def __init__(self, sink):
-            self._sink = sink
-
-        def __getattr__(self, name):
-            return getattr(self._sink, name)
-
-        def add_files(self, batch, dir_fd=None):
-            if any(name == "hosts" for name, _, _ in batch):
-                with open(root / "hosts", "a") as f:
-                    f.write("appended later\n")
-            self._sink.add_files(batch, dir_fd=dir_fd)
+        if any(name == "hosts" for name, _, _ in batch):
+            with open(root / "hosts", "a") as f:
+                f.write("appended later\n")
 
     archive = tmp_path / "run.tar.zst.tmp"
     with ArchiveWriter(archive, header=HEADER) as writer:
-        directory(root).write(GrowingSink(writer.source("etc")), tmp_path)
+        directory(root).write(HookedSink(writer.source("etc"), before_files=grow_hosts), tmp_path)
         stats = writer.finish()
     restored = extract(archive, tmp_path / "restored") / "etc"
     assert (restored / "hosts").read_text() == "content of hosts\n"
