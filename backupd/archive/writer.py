@@ -25,6 +25,7 @@ from .stream import BUFFER, WRITE_BUFFER, CompressedStream
 MANIFEST_NAME = "MANIFEST.json"
 SMALL_FILE = 128 << 10         # read in one call and hashed as one piece; larger go through pooled buffers
 WARNINGS_KEPT = 1000            # ArchiveStats keeps the first ones; the manifest has them all
+_IFMT, _IFREG = 0o170000, stat.S_IFREG
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 # errno on open -> why the file is skipped with a warning instead of failing the run
 _SKIP_ON_OPEN = {
@@ -151,30 +152,37 @@ class ArchiveWriter:
         self._manifest.symlink(name, target)
         self.members += 1
 
-    def write_file(self, name: str, path: str, st: os.stat_result, dir_fd: int | None = None) -> None:
-        """Archive the regular file at `path` (relative to `dir_fd` if given) with the size in `st`;
-        changes while reading are warnings.
-
-        Small files are the hot path (one open, one read, one hash, one append), kept inline for speed."""
-        size = st.st_size
-        if st.st_ino in self._own_inodes and self._is_own_file(st):
-            return
+    def write_file(self, name: str, path: str, st: os.stat_result | None,
+                   dir_fd: int | None = None) -> None:
+        """Archive the regular file at `path` (relative to `dir_fd` if given). The header's size is the
+        one in `st` (None: fstat the opened file); changes while reading are warnings."""
         try:
             fd = os.open(path, _READ_FLAGS, dir_fd=dir_fd)
         except OSError as exc:
             return self._open_failed(name, _shown(path, dir_fd), exc)
         try:
-            if size > SMALL_FILE:
-                return self._large_file(name, _shown(path, dir_fd), fd, st)
-            data = os.read(fd, size + 1)
-            if len(data) != size:
-                data = self._fit(name, _shown(path, dir_fd), data, size, fd)
-        except BlockingIOError:
-            return self.warn(name, f"{_shown(path, dir_fd)} is no longer a regular file; not archived")
-        except OSError as exc:
-            raise SourceError(f"cannot read {_shown(path, dir_fd)}: {exc.strerror}") from None
+            self._from_fd(name, path, dir_fd, fd, st or os.fstat(fd))
         finally:
             os.close(fd)
+
+    def _from_fd(self, name: str, path: str, dir_fd: int | None, fd: int, st: os.stat_result) -> None:
+        """Any regular file, from its open descriptor."""
+        if st.st_ino in self._own_inodes and self._is_own_file(st):
+            return
+        shown = _shown(path, dir_fd)
+        if not stat.S_ISREG(st.st_mode):
+            return self.warn(name, f"{shown} is no longer a regular file; not archived")
+        size = st.st_size
+        try:
+            if size > SMALL_FILE:
+                return self._large_file(name, shown, fd, st)
+            data = os.read(fd, size + 1)
+            if len(data) != size:
+                data = self._fit(name, shown, data, size, fd)
+        except BlockingIOError:
+            return self.warn(name, f"{shown} is no longer a regular file; not archived")
+        except OSError as exc:
+            raise SourceError(f"cannot read {shown}: {exc.strerror}") from None
         self._stream.write(self._headers.header(name, th.REGULAR, st.st_mode, st.st_uid, st.st_gid, size,
                                                 st.st_mtime, data=data))
         self._manifest.file(name, size, sha256(data).hexdigest())
@@ -182,31 +190,37 @@ class ArchiveWriter:
         self.bytes_in += size
 
     def write_files(self, prefix: str, entries: list, dir_fd: int | None = None) -> None:
-        """Many regular files at once, [(name, path, st)]: the hot loop of a directory tree, inlined.
-        Anything unusual (large, changed, unreadable, a name that needs escaping) takes write_file()."""
-        header, write, fallback = self._headers.header, self._stream.write, self.write_file
-        own, regular, lines = self._own_inodes, th.REGULAR, []
-        members = payload = 0
+        """Many regular files at once, [(name, path, st or None)]: the hot loop of a directory tree,
+        inlined. Anything unusual (large, changed, a name that needs escaping) takes _from_fd()."""
+        header, write, fstat, lines = self._headers.header, self._stream.write, os.fstat, []
+        own, members, payload = self._own_inodes, 0, 0
         for name, path, st in entries:
             full = prefix + name
-            size = st.st_size
-            if size > SMALL_FILE or st.st_ino in own or not _plain(full):
-                self._manifest.files(lines)
-                fallback(full, path, st, dir_fd)
-                continue
             try:
                 fd = os.open(path, _READ_FLAGS, dir_fd=dir_fd)
-                try:
-                    data = os.read(fd, size + 1)
-                finally:
-                    os.close(fd)
-            except OSError:
-                data = None
-            if data is None or len(data) != size:
+            except OSError as exc:
                 self._manifest.files(lines)
-                fallback(full, path, st, dir_fd)     # reports what went wrong, as for one file
+                self._open_failed(full, _shown(path, dir_fd), exc)
                 continue
-            write(header(full, regular, st.st_mode, st.st_uid, st.st_gid, size, st.st_mtime, data=data))
+            try:
+                st = st or fstat(fd)
+                size = st.st_size
+                if (size > SMALL_FILE or st.st_mode & _IFMT != _IFREG or st.st_ino in own
+                        or not _plain(full)):
+                    self._manifest.files(lines)
+                    self._from_fd(full, path, dir_fd, fd, st)
+                    continue
+                data = os.read(fd, size + 1)
+                if len(data) != size:
+                    data = self._fit(full, _shown(path, dir_fd), data, size, fd)
+            except BlockingIOError:
+                self.warn(full, f"{_shown(path, dir_fd)} is no longer a regular file; not archived")
+                continue
+            except OSError as exc:
+                raise SourceError(f"cannot read {_shown(path, dir_fd)}: {exc.strerror}") from None
+            finally:
+                os.close(fd)
+            write(header(full, th.REGULAR, st.st_mode, st.st_uid, st.st_gid, size, st.st_mtime, data=data))
             lines.append(f'{{"name": "{full}", "type": "file", "size": {size}, '
                          f'"sha256": "{sha256(data).hexdigest()}"}}')
             members += 1

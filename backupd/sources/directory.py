@@ -102,14 +102,17 @@ class DirectorySource:
             rel = prefix + name
             if exclude is not None and (exclude.match(rel) or exclude.match(name)):
                 continue
+            if entry.is_file(follow_symlinks=False):   # from the directory listing: no stat call
+                batch.append((rel, name, None))         # the writer stats the file once it is open
+                if len(batch) >= BATCH:
+                    add_files(batch, dir_fd=dir_fd)
+                    batch.clear()
+                continue
             try:
                 st = entry.stat(follow_symlinks=False)
                 kind = st.st_mode & _IFMT
                 if kind == stat.S_IFREG:
-                    batch.append((rel, name, st))
-                    if len(batch) >= BATCH:
-                        add_files(batch, dir_fd=dir_fd)
-                        batch.clear()
+                    add_files([(rel, name, st)], dir_fd=dir_fd)
                 elif kind == stat.S_IFDIR:
                     subdirs.append((f"{path}/{name}", rel + "/", st))
                 elif kind == stat.S_IFLNK:

@@ -107,7 +107,8 @@ def test_warnings_land_in_manifest_stats_and_callback(tmp_path):
 @pytest.mark.parametrize("actual, claimed", [(100, 300), (300, 100), (3 * SMALL_FILE, 2 * SMALL_FILE),
                                              (2 * SMALL_FILE, 3 * SMALL_FILE)],
                          ids=["small-shrank", "small-grew", "large-grew", "large-shrank"])
-def test_file_changing_size_keeps_the_tar_valid(tmp_path, actual, claimed):
+@pytest.mark.parametrize("batched", [False, True], ids=["add_file", "add_files"])
+def test_file_changing_size_keeps_the_tar_valid(tmp_path, actual, claimed, batched):
     """The header's size is what gets written (padded or truncated), with a warning, and the next
     member still restores correctly."""
     changing = tmp_path / "changing.bin"
@@ -117,7 +118,10 @@ def test_file_changing_size_keeps_the_tar_valid(tmp_path, actual, claimed):
     archive = tmp_path / "a.tar.zst.tmp"
     with ArchiveWriter(archive, header=HEADER) as writer:
         sink = writer.source("s")
-        sink.add_file("changing.bin", str(changing), claimed_st)
+        if batched:
+            sink.add_files([("changing.bin", str(changing), claimed_st)])
+        else:
+            sink.add_file("changing.bin", str(changing), claimed_st)
         sink.add_stream("after.txt", io.BytesIO(b"still here\n"), 11)
         stats = writer.finish()
     restored = extract(archive, tmp_path / "x")
