@@ -12,7 +12,7 @@ import zstandard
 BUFFER = 1 << 20            # pooled buffers: small members are gathered, large files read, into these
 DEPTH = 3                   # buffers waiting for the compressor thread
 OUT_CHUNK = 64 << 10        # zstd output is handed over in pieces of this size (below malloc's mmap limit)
-WRITE_BUFFER = 1 << 20
+                            # and written as is: the archive file is unbuffered (no extra copy)
 # zstd's default job for level 3 is 8 MiB, and its workers keep several jobs' input and output buffers:
 # ~80 MiB of RSS on 2 cores. 2 MiB jobs keep that near 25 MiB at the same speed and a similar ratio.
 JOB_SIZE = 2 << 20
@@ -29,7 +29,11 @@ class _HashingWriter:
 
     def write(self, data) -> int:
         self.sha.update(data)
-        self.file.write(data)
+        written = self.file.write(data)
+        if written is not None and written < len(data):     # a raw file may write short
+            with memoryview(data) as view:
+                while written < len(view):
+                    written += self.file.write(view[written:])
         self.bytes_out += len(data)
         return len(data)
 

@@ -20,7 +20,7 @@ from ..cancel import CancelToken
 from ..sources.base import SourceError
 from . import tarheader as th
 from .manifest import ManifestWriter
-from .stream import BUFFER, WRITE_BUFFER, CompressedStream
+from .stream import BUFFER, CompressedStream
 
 MANIFEST_NAME = "MANIFEST.json"
 SMALL_FILE = 128 << 10         # read in one call and hashed as one piece; larger go through pooled buffers
@@ -107,7 +107,7 @@ class ArchiveWriter:
 
     def __enter__(self) -> "ArchiveWriter":
         try:
-            self._file = open(self.path, "wb", buffering=WRITE_BUFFER)
+            self._file = open(self.path, "wb", buffering=0)
             self._stream = CompressedStream(self._file, self.level)
             self._manifest = ManifestWriter(self.path.with_name(self.path.name + ".manifest"), self.header)
             self._own_inodes = {os.fstat(f.fileno()).st_ino for f in (self._file, self._manifest.stream)}
