@@ -20,6 +20,7 @@ from ..cancel import CancelToken
 from ..sources.base import SourceError
 from . import tarheader as th
 from .manifest import ManifestWriter
+from .sink import SourceSink, plain_name, readinto_from_read, shown_path
 from .stream import BUFFER, CompressedStream
 
 MANIFEST_NAME = "MANIFEST.json"
@@ -42,42 +43,6 @@ class ArchiveStats:
     members: int
     bytes_in: int               # payload bytes read from the sources
     warnings: list = field(default_factory=list)   # [{"member", "message"}], at most WARNINGS_KEPT
-
-
-class SourceSink:
-    """The MemberSink one source writes into: member names are prefixed with '<source name>/'."""
-
-    def __init__(self, writer: "ArchiveWriter", source: str) -> None:
-        self._writer = writer
-        self._source = source
-        self._prefix = source + "/"
-
-    def _full(self, name: str) -> str:
-        return self._prefix + name if name else self._source
-
-    def add_directory(self, name: str, st: os.stat_result) -> None:
-        self._writer.write_directory(self._full(name), st)
-
-    def add_file(self, name: str, path: str, st: os.stat_result, *, dir_fd: int | None = None) -> None:
-        """`path` is relative to `dir_fd` when given (as os.open's dir_fd)."""
-        self._writer.write_file(self._prefix + name, path, st, dir_fd)
-
-    def add_files(self, entries: list, *, dir_fd: int | None = None) -> None:
-        """add_file for each (name, path, st) of `entries`, in one call: the fast path for many files."""
-        self._writer.write_files(self._prefix, entries, dir_fd)
-
-    def add_symlink(self, name: str, target: str, st: os.stat_result) -> None:
-        self._writer.write_symlink(self._prefix + name, target, st)
-
-    def add_stream(self, name: str, stream: BinaryIO, size: int, mode: int = 0o600,
-                   mtime: float | None = None) -> None:
-        self._writer.write_stream(self._prefix + name, stream, size, mode, mtime)
-
-    def warn(self, name: str, message: str) -> None:
-        self._writer.warn(self._full(name), message)
-
-    def check_cancel(self) -> None:
-        self._writer.check_cancel()
 
 
 class ArchiveWriter:
@@ -159,7 +124,7 @@ class ArchiveWriter:
         try:
             fd = os.open(path, _READ_FLAGS, dir_fd=dir_fd)
         except OSError as exc:
-            return self._open_failed(name, _shown(path, dir_fd), exc)
+            return self._open_failed(name, shown_path(path, dir_fd), exc)
         try:
             self._from_fd(name, path, dir_fd, fd, st or os.fstat(fd))
         finally:
@@ -169,7 +134,7 @@ class ArchiveWriter:
         """Any regular file, from its open descriptor."""
         if st.st_ino in self._own_inodes and self._is_own_file(st):
             return
-        shown = _shown(path, dir_fd)
+        shown = shown_path(path, dir_fd)
         if not stat.S_ISREG(st.st_mode):
             return self.warn(name, f"{shown} is no longer a regular file; not archived")
         size = st.st_size
@@ -200,24 +165,24 @@ class ArchiveWriter:
                 fd = os.open(path, _READ_FLAGS, dir_fd=dir_fd)
             except OSError as exc:
                 self._manifest.files(lines)
-                self._open_failed(full, _shown(path, dir_fd), exc)
+                self._open_failed(full, shown_path(path, dir_fd), exc)
                 continue
             try:
                 st = st or fstat(fd)
                 size = st.st_size
                 if (size > SMALL_FILE or st.st_mode & _IFMT != _IFREG or st.st_ino in own
-                        or not _plain(full)):
+                        or not plain_name(full)):
                     self._manifest.files(lines)
                     self._from_fd(full, path, dir_fd, fd, st)
                     continue
                 data = os.read(fd, size + 1)
                 if len(data) != size:
-                    data = self._fit(full, _shown(path, dir_fd), data, size, fd)
+                    data = self._fit(full, shown_path(path, dir_fd), data, size, fd)
             except BlockingIOError:
-                self.warn(full, f"{_shown(path, dir_fd)} is no longer a regular file; not archived")
+                self.warn(full, f"{shown_path(path, dir_fd)} is no longer a regular file; not archived")
                 continue
             except OSError as exc:
-                raise SourceError(f"cannot read {_shown(path, dir_fd)}: {exc.strerror}") from None
+                raise SourceError(f"cannot read {shown_path(path, dir_fd)}: {exc.strerror}") from None
             finally:
                 os.close(fd)
             write(header(full, th.REGULAR, st.st_mode, st.st_uid, st.st_gid, size, st.st_mtime, data=data))
@@ -271,7 +236,7 @@ class ArchiveWriter:
         """Copy exactly `size` bytes from `stream` as a regular file owned by the daemon's user."""
         mtime = time.time() if mtime is None else mtime
         self._stream.write(self._headers.header(name, th.REGULAR, mode, self._uid, self._gid, size, mtime))
-        readinto = getattr(stream, "readinto", None) or _readinto_from_read(stream)
+        readinto = getattr(stream, "readinto", None) or readinto_from_read(stream)
         digest = self._copy(name, name, readinto, size)
         self._manifest.file(name, size, digest)
         self.members += 1
@@ -340,28 +305,3 @@ class ArchiveWriter:
             except OSError:
                 pass
         self.path.unlink(missing_ok=True)
-
-
-def _plain(name: str) -> bool:
-    """True if `name` fits a plain ustar name field and a JSON string without escaping."""
-    return (len(name) <= 100 and name.isascii() and name.isprintable() and '"' not in name
-            and "\\" not in name)
-
-
-def _shown(path: str, dir_fd: int | None) -> str:
-    """The full path of `path` relative to `dir_fd`, for messages (only built when one is needed)."""
-    if dir_fd is None or path.startswith("/"):
-        return path
-    try:
-        return os.path.join(os.readlink(f"/proc/self/fd/{dir_fd}"), path)
-    except OSError:
-        return path
-
-
-def _readinto_from_read(stream: BinaryIO):
-    """A readinto(view) for streams that only offer read(n)."""
-    def readinto(view: memoryview) -> int:
-        data = stream.read(len(view))
-        view[:len(data)] = data
-        return len(data)
-    return readinto
