@@ -43,6 +43,7 @@ class ArchiveStats:
     members: int
     bytes_in: int               # payload bytes read from the sources
     warnings: list = field(default_factory=list)   # [{"member", "message"}], at most WARNINGS_KEPT
+    warning_count: int = 0      # all warnings (the manifest lists every one)
 
 
 class ArchiveWriter:
@@ -291,7 +292,8 @@ class ArchiveWriter:
         self._manifest.discard()
         self._finished = True
         return ArchiveStats(size=os.stat(self.path).st_size, sha256=sha256, members=self.members,
-                            bytes_in=payload, warnings=list(self.warnings))
+                            bytes_in=payload, warnings=list(self.warnings),
+                            warning_count=self._warning_count)
 
     def _abort(self) -> None:
         """Close everything and remove the partial archive and scratch files."""

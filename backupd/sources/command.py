@@ -77,7 +77,7 @@ class CommandSource:
             proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.PIPE,
                                     start_new_session=True, close_fds=True)
         except OSError as exc:
-            raise SourceError(f"source {self.name!r}: cannot start command {self.argv[0]!r}: "
+            raise SourceError(f"cannot start command {self.argv[0]!r}: "
                               f"{exc.strerror}") from None
         tail = _TailReader(proc.stderr)
         tail.start()
@@ -86,7 +86,7 @@ class CommandSource:
             tail.join(TERM_GRACE)
         else:
             how = f"exited with code {code}" if code > 0 else f"was killed by signal {-code}"
-            raise SourceError(f"source {self.name!r}: command {self.argv[0]!r} {how}; "
+            raise SourceError(f"command {self.argv[0]!r} {how}; "
                               f"stderr tail: {tail.text()}")
 
     def _wait(self, sink: MemberSink, proc: subprocess.Popen, tail: _TailReader) -> int:
@@ -104,5 +104,5 @@ class CommandSource:
                 raise
             if time.monotonic() >= deadline:
                 _stop(proc)
-                raise SourceError(f"source {self.name!r}: command {self.argv[0]!r} timed out after "
+                raise SourceError(f"command {self.argv[0]!r} timed out after "
                                   f"{self.timeout:g}s and was stopped; stderr tail: {tail.text()}")

@@ -62,9 +62,9 @@ class DirectorySource:
         try:
             st = os.stat(self.root)
         except OSError as exc:
-            raise SourceError(f"source {self.name!r}: cannot read {self.root}: {exc.strerror}") from None
+            raise SourceError(f"cannot read {self.root}: {exc.strerror}") from None
         if not stat.S_ISDIR(st.st_mode):
-            raise SourceError(f"source {self.name!r}: {self.root} is not a directory")
+            raise SourceError(f"{self.root} is not a directory")
         return st
 
     def _scan(self, sink: MemberSink, path: str, prefix: str) -> list[tuple[str, str, os.stat_result]]:
@@ -90,7 +90,7 @@ class DirectorySource:
         if prefix and exc.errno in _DIRECTORY_CHANGED:
             sink.warn(prefix.rstrip("/"), f"directory {path} {_DIRECTORY_CHANGED[exc.errno]}")
             return
-        raise SourceError(f"source {self.name!r}: cannot read directory {path}: {exc.strerror}") from None
+        raise SourceError(f"cannot read directory {path}: {exc.strerror}") from None
 
     def _entries(self, sink: MemberSink, entries, path: str, prefix: str, subdirs: list, dir_fd: int) -> None:
         """The hot loop (once per file): regular files are handed over in batches, without a dispatch

@@ -46,7 +46,7 @@ class SqliteSource:
             snapshot.unlink(missing_ok=True)
 
     def _fail(self, what: str) -> SourceError:
-        return SourceError(f"source {self.name!r}: {self.path}: {what}")
+        return SourceError(f"{self.path}: {what}")
 
     def _snapshot(self, target: Path) -> None:
         """Copy the database with the backup API in one step: readers see one consistent state."""

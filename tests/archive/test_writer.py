@@ -101,6 +101,7 @@ def test_warnings_land_in_manifest_stats_and_callback(tmp_path):
     assert manifest["warnings"][1]["member"] == "src/gone.txt"
     assert "vanished" in manifest["warnings"][1]["message"]
     assert stats.warnings == manifest["warnings"] and [m for m, _ in seen] == ["src/some/file", "src/gone.txt"]
+    assert stats.warning_count == manifest["warning_count"] == 2
     assert manifest["members"] == []
 
 

@@ -115,7 +115,7 @@ def test_fifo_and_socket_are_skipped_with_a_warning(tmp_path):
 
 
 def test_missing_root_fails_naming_the_path(tmp_path):
-    with pytest.raises(SourceError, match=f"'etc'.*{tmp_path / 'nope'}"):
+    with pytest.raises(SourceError, match=f"^cannot read {tmp_path / 'nope'}: No such file"):
         backup(tmp_path, directory(tmp_path / "nope"))
     assert not (tmp_path / "run.tar.zst.tmp").exists()
 
