@@ -158,6 +158,7 @@ class ArchiveWriter:
     def write_files(self, prefix: str, entries: list, dir_fd: int | None = None) -> None:
         """Many regular files at once, [(name, path, st or None)]: the hot loop of a directory tree,
         inlined. Anything unusual (large, changed, a name that needs escaping) takes _from_fd()."""
+        self.check_cancel()
         header, write, fstat, lines = self._headers.header, self._stream.write, os.fstat, []
         own, members, payload = self._own_inodes, 0, 0
         for name, path, st in entries:
