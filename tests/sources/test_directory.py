@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from backupd.archive.writer import ArchiveWriter
+from backupd.cancel import CancelToken, Cancelled
 from backupd.sources.base import SourceError
 from backupd.sources.directory import DirectorySource
 from tests.archive.helpers import HEADER, extract, read_manifest, source_config, write_archive
@@ -241,3 +242,24 @@ def test_file_growing_between_listing_and_read_is_archived_as_read(tmp_path):
     assert (restored / "etc" / "hosts").read_text() == "content of hosts\nappended later\n"
     entry = next(m for m in read_manifest(restored)["members"] if m["name"] == "etc/hosts")
     assert entry["size"] == (root / "hosts").stat().st_size and stats.warnings == []
+
+
+def test_cancel_interrupts_a_large_flat_directory(tmp_path):
+    """Cancellation is seen between batches of files, not only between directories."""
+    root = tmp_path / "flat"
+    root.mkdir()
+    for i in range(1000):
+        (root / f"f{i:04d}").write_bytes(b"x")
+    token = CancelToken()
+    batches = []
+
+    def cancel_after_first(batch, dir_fd):
+        batches.append(len(batch))
+        token.cancel("stop requested")
+
+    archive = tmp_path / "run.tar.zst.tmp"
+    with pytest.raises(Cancelled, match="stop requested"):
+        with ArchiveWriter(archive, header=HEADER, cancel=token) as writer:
+            directory(root).write(HookedSink(writer.source("etc"), before_files=cancel_after_first), tmp_path)
+            writer.finish()
+    assert batches == [256] and not archive.exists()     # stopped inside the directory
