@@ -12,6 +12,7 @@ from .fields import FieldError
 from .model import Config, DaemonConfig, DestinationConfig, JobConfig, SourceConfig
 
 DEFAULT_PATH = Path("/etc/backupd/backupd.toml")
+MANIFEST_MEMBER = "MANIFEST.json"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -84,6 +85,8 @@ def _named_tables(raw: dict, section: str, errors: _Errors):
     for name, table in tables.items():
         if not _NAME.match(name):
             errors.add(f"{section}.{name}", "names may hold letters, digits, '_', '-' and '.' only")
+        elif section == "sources" and name == MANIFEST_MEMBER:
+            errors.add(f"{section}.{name}", f"'{MANIFEST_MEMBER}' is the archive's manifest; choose another name")
         elif not isinstance(table, dict):
             errors.add(f"{section}.{name}", "must be a table")
         else:

@@ -100,7 +100,7 @@ class Run:
             raise
         self.record.archive = ArchiveInfo(name=name, size=stats.size, sha256=stats.sha256,
                                           members=stats.members, bytes_in=stats.bytes_in)
-        self.record.warnings = len(stats.warnings)
+        self.record.warnings = stats.warning_count
         path = self.spool.commit(name)
         meta = self._meta()
         kept = store_everywhere(self, path, meta)
@@ -120,7 +120,7 @@ class Run:
             stats = writer.finish()
         log.info("archive written", extra={**self.extra, "archive": name, "size": stats.size,
                                            "sha256": stats.sha256, "members": stats.members,
-                                           "bytes_in": stats.bytes_in, "warnings": len(stats.warnings)})
+                                           "bytes_in": stats.bytes_in, "warnings": stats.warning_count})
         return stats
 
     def _build_sources(self) -> list:

@@ -14,8 +14,12 @@ class MemberSink(Protocol):
     """What the archive writer offers a source. Member names are relative to the source's folder."""
 
     def add_directory(self, name: str, st: os.stat_result) -> None: ...
-    def add_file(self, name: str, path: str, st: os.stat_result) -> None:
-        """Read `path` (stat'ed as `st`) into the archive; a file that changes or vanishes is a warning."""
+    def add_file(self, name: str, path: str, st: os.stat_result | None, *, dir_fd: int | None = None) -> None:
+        """Read `path` (relative to `dir_fd` when given) into the archive; `st=None`: the writer stats the
+        open file. A file that changes or vanishes while read is a warning, and the tar stays valid."""
+    def add_files(self, entries: list[tuple[str, str, os.stat_result | None]], *,
+                  dir_fd: int | None = None) -> None:
+        """add_file for a batch of small files (the fast path for trees of many tiny files)."""
     def add_symlink(self, name: str, target: str, st: os.stat_result) -> None: ...
     def add_stream(self, name: str, stream: BinaryIO, size: int, mode: int = 0o600,
                    mtime: float | None = None) -> None:

@@ -77,6 +77,7 @@ BAD = [
      "At 'destinations.drive.chunk_size': must be a positive multiple of 256KiB"),
     ('[destinations.drive]\ntype = "gdrive"', "At 'destinations.drive.credentials': is required"),
     ('[backups]\nx = 1', "At 'backups': unknown key"),
+    ('[sources."MANIFEST.json"]\ntype = "directory"\npath = "/srv"', "is the archive's manifest; choose another"),
 ]
 
 
