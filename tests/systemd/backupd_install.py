@@ -67,6 +67,9 @@ class Backupd:
         service = (PACKAGING / "backupd.service").read_text()
         assert service.count(SHIPPED_EXEC) == 1, "ExecStart moved: update the test installation"
         s.install("/etc/systemd/system/backupd.service", service.replace(SHIPPED_EXEC, f"ExecStart={VENV_BIN}/backupd "))
+        # the test installation's paths: a checkout under /tmp would be hidden by the unit's PrivateTmp=
+        s.install("/etc/systemd/system/backupd.service.d/test-installation.conf",
+                  "[Service]\nBindReadOnlyPaths=" + " ".join(host_paths()) + "\n")
         s.install("/etc/systemd/system/backupd.socket", (PACKAGING / "backupd.socket").read_text())
         s.install("/usr/lib/sysusers.d/backupd.conf", (PACKAGING / "backupd.sysusers").read_text())
         s.install("/usr/lib/tmpfiles.d/backupd.conf", (PACKAGING / "backupd.tmpfiles").read_text())

@@ -40,7 +40,6 @@ mount -t tmpfs -o mode=700 ws "$ws"
 mkdir "$ws/upper" "$ws/work" "$ws/root"
 mount -t overlay -o "lowerdir=/,upperdir=$ws/upper,workdir=$ws/work" overlay "$ws/root"
 r=$ws/root
-for bind in "$@"; do mount --bind "$bind" "$r$bind"; mount -o remount,bind,ro "$r$bind"; done
 cp -a "$stage/." "$r/"
 mount -t proc proc "$r/proc"
 mount --bind "$r/proc/sys" "$r/proc/sys"; mount -o remount,bind,ro "$r/proc/sys"
@@ -55,6 +54,8 @@ ln -s pts/ptmx "$r/dev/ptmx"; ln -s /proc/self/fd "$r/dev/fd"
 ln -s /proc/self/fd/0 "$r/dev/stdin"; ln -s /proc/self/fd/1 "$r/dev/stdout"; ln -s /proc/self/fd/2 "$r/dev/stderr"
 mount -t tmpfs -o mode=755 run "$r/run"
 mount -t tmpfs -o mode=1777 tmp "$r/tmp"
+# binds last, so a checkout under /tmp or /run stays visible above the fresh tmpfs mounts
+for bind in "$@"; do mkdir -p "$r$bind"; mount --bind "$bind" "$r$bind"; mount -o remount,bind,ro "$r$bind"; done
 hostname "$name"
 mkdir "$r/.old-root"
 exec unshare --cgroup -- sh -c '
