@@ -83,6 +83,8 @@ def show_status(result: dict) -> str:
                      local_time(last.get("started")), last.get("status"), archive_size(last)])
         if job.get("running"):
             notes.append("running: " + progress_text({"job": name, **job["running"]}))
+        notes += [f"{name}: last backup on {d.get('name')}: {d['link']} (file id {d.get('file_id')})"
+                  for d in last.get("destinations") or [] if d.get("link")]
         if job.get("pending_uploads"):
             notes.append(f"{name}: {job['pending_uploads']} upload(s) pending; retry now with: "
                          f"backupctl trigger {name} --upload-pending")
@@ -117,7 +119,10 @@ def show_history(result: dict) -> str:
             for r in result.get("runs", [])]
     if not rows:
         return "no runs recorded"
-    return table(["RUN", "JOB", "TRIGGER", "STARTED", "TOOK", "SIZE", "DESTINATIONS", "RESULT"], rows)
+    links = [f"{r.get('run_id')} {d.get('name')}: {d['link']} (file id {d.get('file_id')})"
+             for r in result.get("runs", []) for d in r.get("destinations") or [] if d.get("link")]
+    return "\n".join([table(["RUN", "JOB", "TRIGGER", "STARTED", "TOOK", "SIZE", "DESTINATIONS", "RESULT"], rows),
+                      *links])
 
 
 def show_list(result: dict) -> str:

@@ -65,8 +65,10 @@ def test_backup_lands_on_drive_with_id_and_link(tmp_path, start_daemon, rsa_key)
         assert hashlib.sha256(local).hexdigest() == record["archive"]["sha256"]
         listed = daemon.ctl_json("list", "--destination", "drive")["backups"]
         assert [(b["name"], b["file_id"]) for b in listed] == [(record["archive"]["name"], remote["file_id"])]
-        history_text = daemon.ctl("history").stdout + daemon.ctl("status").stdout
-        assert "drive success" in history_text
+        for command in ("history", "status"):
+            shown = daemon.ctl(command).stdout
+            assert remote["link"] in shown and remote["file_id"] in shown, (command, shown)
+        assert "drive success" in daemon.ctl("history").stdout
         secret_bits = [rsa_key_part for rsa_key_part in json.loads((tmp_path / "creds" / "sa.json").read_text())
                        ["private_key"].splitlines()[1:3]]
         log_text = daemon.log_path.read_text()
