@@ -108,6 +108,7 @@ class Daemon:
                 self._wait_for_wake()
                 for signum in signals.take(self._wake_r):
                     if signum == signal.SIGHUP:
+                        log.info("reload requested", extra={"signal": "SIGHUP"})
                         self.reload()
                     elif signum in (signal.SIGTERM, signal.SIGINT):
                         return self.stop(signals)
