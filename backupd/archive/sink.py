@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from typing import TYPE_CHECKING, BinaryIO
 
 if TYPE_CHECKING:
@@ -44,10 +45,14 @@ class SourceSink:
         self._writer.check_cancel()
 
 
+# a name that fits a plain ustar name field and a JSON string without escaping: at most 100 printable
+# ASCII characters, none of them '"' or '\\'
+PLAIN_NAME = re.compile(r'[ !#-\[\]-~]{0,100}')
+
+
 def plain_name(name: str) -> bool:
     """True if `name` fits a plain ustar name field and a JSON string without escaping."""
-    return (len(name) <= 100 and name.isascii() and name.isprintable() and '"' not in name
-            and "\\" not in name)
+    return PLAIN_NAME.fullmatch(name) is not None
 
 
 def shown_path(path: str, dir_fd: int | None) -> str:

@@ -98,9 +98,21 @@ class HeaderBuilder:
         return b"".join((self._with_pax(name, typeflag, middle, tail, fixed_sum, owner_pax, size, mtime,
                                         linkname), data, ZEROS[:-len(data) % BLOCK]))
 
+    def regular_template(self, mode: int, uid: int, gid: int) -> tuple[bytes, bytes, int] | None:
+        """(middle, tail, fixed_sum) of a regular file's ustar header for this owner, or None when the
+        owner needs a pax header: the pieces a caller's own loop joins around name, size and mtime."""
+        middle, tail, fixed_sum, owner_pax = self._owner(REGULAR, mode, uid, gid)
+        return None if owner_pax else (middle, tail, fixed_sum)
+
+    def size_field(self, size: int) -> tuple[bytes, int]:
+        """The size field of a size that fits ustar and its byte sum, cached below SIZE_CACHE."""
+        return self._sizes.get(size) or self._size_field(size)
+
     def _size_field(self, size: int) -> tuple[bytes, int]:
         field = b"%011o\x00" % size
-        self._sizes[size] = entry = (field, sum(field))
+        entry = (field, sum(field))
+        if size < SIZE_CACHE:
+            self._sizes[size] = entry
         return entry
 
     def _ustar(self, name: bytes, middle: bytes, tail: bytes, fixed_sum: int, size: int, mtime: int,

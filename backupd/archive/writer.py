@@ -20,7 +20,7 @@ from ..cancel import CancelToken
 from ..sources.base import SourceError
 from . import tarheader as th
 from .manifest import ManifestWriter
-from .sink import SourceSink, plain_name, readinto_from_read, shown_path
+from .sink import PLAIN_NAME, SourceSink, readinto_from_read, shown_path
 from .stream import BUFFER, CompressedStream
 
 MANIFEST_NAME = "MANIFEST.json"
@@ -61,6 +61,7 @@ class ArchiveWriter:
         self.warnings: list[dict] = []
         self._warning_count = 0
         self._headers = th.HeaderBuilder()
+        self._templates: dict[tuple, tuple] = {}     # (mode, uid, gid) -> write_files' header template
         self._uid, self._gid = os.geteuid(), os.getegid()
         self._file = self._stream = self._manifest = None
         self._own_inodes: set[int] = set()
@@ -157,27 +158,35 @@ class ArchiveWriter:
 
     def write_files(self, prefix: str, entries: list, dir_fd: int | None = None) -> None:
         """Many regular files at once, [(name, path, st or None)]: the hot loop of a directory tree,
-        inlined. Anything unusual (large, changed, a name that needs escaping) takes _from_fd()."""
+        inlined, with the ustar header joined from a per-owner template. Anything unusual (large,
+        changed, a name that needs escaping, an owner or mtime that needs pax) takes _from_fd()."""
         self.check_cancel()
-        header, write, fstat, lines = self._headers.header, self._stream.write, os.fstat, []
-        own, members, payload = self._own_inodes, 0, 0
+        write, fstat, read, close, open_ = self._stream.write, os.fstat, os.read, os.close, os.open
+        templates, size_field, plain = self._templates, self._headers.size_field, PLAIN_NAME.fullmatch
+        own, lines, members, payload = self._own_inodes, [], 0, 0
+        last_mtime, mtime_field, mtime_sum = -1, b"", 0
         for name, path, st in entries:
             full = prefix + name
             try:
-                fd = os.open(path, _READ_FLAGS, dir_fd=dir_fd)
+                fd = open_(path, _READ_FLAGS, dir_fd=dir_fd)
             except OSError as exc:
                 self._manifest.files(lines)
                 self._open_failed(full, shown_path(path, dir_fd), exc)
                 continue
             try:
                 st = st or fstat(fd)
-                size = st.st_size
+                size, mtime = st.st_size, int(st.st_mtime)
+                owner = (st.st_mode, st.st_uid, st.st_gid)
+                template = templates.get(owner) or self._template(owner)
+                if mtime != last_mtime and 0 <= mtime <= th.MAX_OCTAL_11:
+                    last_mtime, mtime_field = mtime, b"%011o\x00" % mtime
+                    mtime_sum = sum(mtime_field)
                 if (size > SMALL_FILE or st.st_mode & _IFMT != _IFREG or st.st_ino in own
-                        or not plain_name(full)):
+                        or not template[0] or mtime != last_mtime or plain(full) is None):
                     self._manifest.files(lines)
                     self._from_fd(full, path, dir_fd, fd, st)
                     continue
-                data = os.read(fd, size + 1)
+                data = read(fd, size + 1)
                 if len(data) != size:
                     data = self._fit(full, shown_path(path, dir_fd), data, size, fd)
             except BlockingIOError:
@@ -186,8 +195,13 @@ class ArchiveWriter:
             except OSError as exc:
                 raise SourceError(f"cannot read {shown_path(path, dir_fd)}: {exc.strerror}") from None
             finally:
-                os.close(fd)
-            write(header(full, th.REGULAR, st.st_mode, st.st_uid, st.st_gid, size, st.st_mtime, data=data))
+                close(fd)
+            name_b = full.encode()
+            middle, tail, fixed_sum = template
+            sizes, size_sum = size_field(size)
+            write(b"".join((name_b.ljust(100, b"\x00"), middle, sizes, mtime_field,
+                            b"%06o\x00 " % (fixed_sum + sum(name_b) + size_sum + mtime_sum), tail,
+                            data, th.ZEROS[:-size % th.BLOCK])))
             lines.append(f'{{"name": "{full}", "type": "file", "size": {size}, '
                          f'"sha256": "{sha256(data).hexdigest()}"}}')
             members += 1
@@ -195,6 +209,12 @@ class ArchiveWriter:
         self._manifest.files(lines)
         self.members += members
         self.bytes_in += payload
+
+    def _template(self, owner: tuple[int, int, int]) -> tuple:
+        """The cached ustar template of a regular file's (mode, uid, gid); (None,) if it needs pax."""
+        template = self._headers.regular_template(*owner) or (None,)
+        self._templates[owner] = template
+        return template
 
     def _is_own_file(self, st: os.stat_result) -> bool:
         """The archive or manifest being written, when a source's tree contains the spool directory."""
