@@ -23,16 +23,18 @@ MAX_401 = 3          # consecutive 401s despite fresh tokens: the credentials ar
 
 
 class HashingFileMedia(MediaUpload):
-    """A file read one chunk at a time (bytes, so a resent request carries its body) and hashed with MD5
-    as it is read. The next chunk is read and hashed in a helper thread while the current one is on the
-    wire (memory: two chunks). Bytes read again after a resume are not hashed twice."""
+    """A file read one chunk at a time (bytes, so a resent request carries its body) and hashed with MD5.
+
+    The chunk on the wire is hashed in a helper thread while it is sent (hashlib releases the GIL), so the
+    upload holds about one chunk and hashing costs no wall time. Bytes read again after a resume are not
+    hashed twice."""
 
     def __init__(self, path: Path, size: int, chunk_size: int, mimetype: str = MIME):
         super().__init__()
         self._fd = os.open(path, os.O_RDONLY)
         self._size, self._chunk, self._mimetype = size, chunk_size, mimetype
-        self._reader = ThreadPoolExecutor(1, thread_name_prefix="gdrive-read")
-        self._ahead: tuple[int, Future] | None = None
+        self._hasher = ThreadPoolExecutor(1, thread_name_prefix="gdrive-md5")
+        self._hashing: Future | None = None
         self.md5 = hashlib.md5()
         self.hashed = 0
 
@@ -52,28 +54,25 @@ class HashingFileMedia(MediaUpload):
         return False
 
     def getbytes(self, begin, length):
-        ahead, self._ahead = self._ahead, None
-        data = ahead[1].result() if ahead else None        # always wait: hashing stays in order
-        if ahead is None or ahead[0] != begin or len(data) != min(length, self._size - begin):
-            data = self._read(begin, length)
-        following = begin + len(data)
-        if following < self._size:
-            self._ahead = (following, self._reader.submit(self._read, following, length))
-        return data
-
-    def _read(self, begin: int, length: int) -> bytes:
+        self._settle()                     # the previous chunk is hashed before this one: order kept
         data = os.pread(self._fd, length, begin)
         if begin <= self.hashed < begin + len(data):
-            self.md5.update(memoryview(data)[self.hashed - begin:])
+            self._hashing = self._hasher.submit(self.md5.update, memoryview(data)[self.hashed - begin:])
             self.hashed = begin + len(data)
         return data
 
+    def _settle(self) -> None:
+        if self._hashing is not None:
+            self._hashing.result()
+            self._hashing = None
+
     def md5_hex(self) -> str | None:
         """The MD5 of the whole file, once every byte has been read."""
+        self._settle()
         return self.md5.hexdigest() if self.hashed == self._size else None
 
     def close(self) -> None:
-        self._reader.shutdown(wait=True)
+        self._hasher.shutdown(wait=True)
         os.close(self._fd)
 
 
