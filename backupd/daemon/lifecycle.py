@@ -53,11 +53,12 @@ class Daemon:
         self.runs = RunManager(self.history, lambda: self.config, self.wake)
         self.scheduler = Scheduler(self._fire, self.history)
         self.listener = open_listener(self.config.daemon.socket, self.config.daemon.control_group)
+        due = self.scheduler.catch_up(self.config)
+        self.scheduler.start(self.config)
+        # served only once the scheduler runs; earlier connections wait in the listen backlog
         self.control = ControlServer(self.listener.socket, Handlers(self).table(),
                                      Authorizer(self.config.daemon.control_group))
         self.control.start()
-        due = self.scheduler.catch_up(self.config)
-        self.scheduler.start(self.config)
         self._start_watchdog()
         self.notifier.ready(self.status_text())
         log.info("daemon ready", extra={"pid": os.getpid(), "config": str(self.config.path),

@@ -82,7 +82,7 @@ class Scheduler:
 
     def next_run(self, job_name: str) -> datetime | None:
         job = self._scheduler.get_job(f"job:{job_name}")
-        return job.next_run_time if job else None
+        return getattr(job, "next_run_time", None)   # unset until the scheduler has started
 
     def healthy(self) -> bool:
         thread = getattr(self._scheduler, "_thread", None)

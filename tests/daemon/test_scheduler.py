@@ -62,6 +62,8 @@ def test_catch_up_once_within_grace_and_not_beyond(tmp_path):
 
 def test_jobs_are_scheduled_with_ids_and_next_run(tmp_path):
     scheduler = Scheduler(Recorder(), History(tmp_path))
+    scheduler.apply(config_with(job()))
+    assert scheduler.next_run("daily") is None          # not known before the scheduler runs
     scheduler.start(config_with(job()))
     try:
         assert scheduler.healthy()
