@@ -92,6 +92,7 @@ def test_sigterm_during_a_run_leaves_nothing_partial(tmp_path, start_daemon):
     daemon = start_daemon(config(command=SLOW))
     run_id = daemon.ctl_json("trigger")["run_id"]
     wait_for(lambda: daemon.ctl_json("status")["jobs"][0]["running"], what="the run to start")
+    daemon.notify.wait("STATUS", "main: archiving 0 B", timeout=10)    # STATUS= follows the run
     assert daemon.stop(signal.SIGTERM, timeout=30) == 0
     assert any("STOPPING" in fields for _, fields in daemon.notify.messages)
     assert not (tmp_path / "archives").exists() or not list((tmp_path / "archives").iterdir())
@@ -130,9 +131,13 @@ def test_reload_keeps_old_config_when_new_one_is_broken(tmp_path, start_daemon):
 def test_notifications_in_order(tmp_path, start_daemon):
     daemon = start_daemon(config())
     daemon.stop()
-    keys = [next(k for k in ("READY", "STOPPING", "STATUS") if k in fields) for _, fields in daemon.notify.messages]
+    messages = [fields for _, fields in daemon.notify.messages]
+    keys = [next(k for k in ("READY", "STOPPING", "STATUS") if k in fields) for fields in messages]
     assert keys.index("READY") < keys.index("STOPPING")
     assert keys[0] == "STATUS"      # it says what it is doing before it is ready
+    assert messages[0]["STATUS"].startswith("loading configuration")
+    ready = next(fields for fields in messages if "READY" in fields)
+    assert ready["STATUS"].startswith("idle; next run main at ") and ready["STATUS"].endswith("T03:00:00Z")
 
 
 def _call_as_stranger(socket_path: Path) -> str:
