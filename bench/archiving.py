@@ -8,7 +8,7 @@ from pathlib import Path
 
 from . import datasets
 from .baselines import BASELINE, RUNNERS
-from .measure import BenchError, run_once, summarize
+from .measure import REPO_ROOT, BenchError, run_once, summarize
 
 
 def warm_cache(data: Path) -> None:
@@ -41,7 +41,7 @@ def bench_dataset(data: Path, work: Path, tools: list[str], repeat: int, log=pri
     for name, series in samples.items():
         results[name] = {**summarize(series), "tool": RUNNERS[name].describe()}
     add_ratios(results)
-    return {"dataset": {"path": str(data), **datasets.summary(data)},
+    return {"dataset": {"path": _shown(data), **datasets.summary(data)},
             "tools": {name: results[name] for name in tools}}
 
 
@@ -69,3 +69,9 @@ def add_ratios(results: dict) -> None:
 
 def _slug(name: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in name)
+
+
+def _shown(path: Path) -> str:
+    """A dataset path as results record it: relative to the checkout when inside it (no machine paths)."""
+    resolved = path.resolve()
+    return str(resolved.relative_to(REPO_ROOT)) if REPO_ROOT in resolved.parents else resolved.name
