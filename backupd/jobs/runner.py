@@ -66,7 +66,7 @@ class Run:
         try:
             if not self.upload_pending_only:
                 self._backup()
-            self._retry_pending()
+            upload_pending(self)
             if self.record.status == "running":
                 self.record.status = "success"
         except Cancelled as exc:
@@ -158,9 +158,6 @@ class Run:
         archive = self.record.archive
         return ArchiveMeta(name=archive.name, job=self.job.name, run_id=self.run_id, host=host_name(),
                            size=archive.size, sha256=archive.sha256, created=iso(self.record.started))
-
-    def _retry_pending(self) -> None:
-        upload_pending(self)
 
     def _finish(self) -> RunRecord:
         self.record.ended = utc_now()

@@ -13,17 +13,10 @@ import time
 import pytest
 
 from backupd.daemon import protocol as proto
+from tests.waiting import wait_for
 from backupd.daemon.control import Authorizer, ClientGone, CommandError, ControlServer, Peer, _proc_groups, check_args
 
 NOBODY = 65534
-
-
-def wait_for(condition, timeout=5.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 def needs_root():

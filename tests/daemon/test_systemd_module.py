@@ -12,6 +12,7 @@ import time
 import pytest
 
 from backupd.daemon import systemd
+from tests.waiting import wait_for
 
 
 @pytest.fixture
@@ -222,9 +223,3 @@ def test_listen_fds_under_systemd_socket_activate(tmp_path):
         activator.wait()
 
 
-def wait_for(condition, what: str, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.01)

@@ -7,12 +7,12 @@ import re
 import socket
 import stat
 import threading
-import time
 import urllib.request
 
 from backupd.destinations.gdrive import login
 from backupd.destinations.gdrive.destination import DriveDestination
 from tests.destinations.helpers import gdrive_config
+from tests.waiting import wait_for
 
 
 def _free_port() -> int:
@@ -21,15 +21,14 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _wait_for_url(capsys, deadline: float) -> tuple[str, str]:
-    seen = ""
-    while time.monotonic() < deadline:
-        seen += capsys.readouterr().out
-        match = re.search(r"(http://127\.0\.0\.1:\d+/auth\?\S+)", seen)
-        if match:
-            return match[1], seen
-        time.sleep(0.02)
-    raise AssertionError(f"no authorization URL printed: {seen!r}")
+def _wait_for_url(capsys, timeout: float) -> tuple[str, str]:
+    printed = []
+
+    def url_printed():
+        printed.append(capsys.readouterr().out)
+        return re.search(r"(http://127\.0\.0\.1:\d+/auth\?\S+)", "".join(printed))
+
+    return wait_for(url_printed, "the authorization URL to be printed", timeout)[1], "".join(printed)
 
 
 def test_drive_login_writes_private_authorized_user_file(drive, tmp_path, capsys, monkeypatch, archive):
@@ -40,7 +39,7 @@ def test_drive_login_writes_private_authorized_user_file(drive, tmp_path, capsys
     argv = ["--client-secrets", str(secrets_file), "--out", str(out), "--port", str(port)]
     worker = threading.Thread(target=lambda: result.setdefault("rc", login.main(argv)), daemon=True)
     worker.start()
-    url, printed = _wait_for_url(capsys, time.monotonic() + 10)
+    url, printed = _wait_for_url(capsys, 10)
     assert f"ssh -L {port}:localhost:{port}" in printed
     with urllib.request.urlopen(url, timeout=10) as answer:      # the browser: consent, then redirect
         assert b"authorised" in answer.read()

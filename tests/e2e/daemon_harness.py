@@ -11,18 +11,9 @@ import textwrap
 import time
 from pathlib import Path
 
+from tests.waiting import wait_for
+
 BIN = Path(sys.executable).parent
-
-
-def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05, what: str = "condition"):
-    """Poll `predicate` until it returns a truthy value or `timeout` passes."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 class NotifyReceiver:
@@ -50,7 +41,7 @@ class NotifyReceiver:
                 if key in fields and (value is None or fields[key] == value):
                     return fields
             return None
-        return wait_for(found, timeout, what=f"{key}={value or '*'} from the daemon")
+        return wait_for(found, timeout=timeout, what=f"{key}={value or '*'} from the daemon")
 
     def close(self) -> None:
         self.sock.close()
@@ -87,7 +78,7 @@ class Daemon:
                 raise AssertionError(f"backupd exited {self.proc.returncode}:\n"
                                      f"{self.log_path.read_text(errors='replace')[-3000:]}")
             return next((f for _, f in self.notify.drain() if f.get("READY") == "1"), None)
-        return wait_for(ready_or_dead, timeout, what="READY=1 from the daemon")
+        return wait_for(ready_or_dead, timeout=timeout, what="READY=1 from the daemon")
 
     def ctl(self, *args: str, check: bool = False, timeout: float = 120) -> subprocess.CompletedProcess:
         result = subprocess.run([str(BIN / "backupctl"), "--socket", str(self.socket), *args],

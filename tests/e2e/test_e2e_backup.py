@@ -10,7 +10,7 @@ import subprocess
 import threading
 from pathlib import Path
 
-from daemon_harness import wait_for
+from tests.waiting import wait_for
 
 CONFIG = """
 [daemon]

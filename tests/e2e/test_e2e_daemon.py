@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from backupd.daemon import protocol as proto
-from daemon_harness import wait_for
+from tests.waiting import wait_for
 
 CONFIG = """
 [daemon]

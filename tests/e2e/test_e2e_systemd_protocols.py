@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from daemon_harness import BIN, wait_for
+from daemon_harness import BIN
+from tests.waiting import wait_for
 
 CONFIG = """
 [daemon]

@@ -15,7 +15,6 @@ import json
 import os
 import socket
 import threading
-import time
 from collections import Counter
 from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
@@ -189,11 +188,3 @@ class DriveServer:
             json.dump(info, out)
         return path
 
-    def wait_for(self, predicate, timeout: float = 5.0) -> bool:
-        """Wait until predicate() is true (polling), up to timeout seconds."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return True
-            time.sleep(0.01)
-        return predicate()

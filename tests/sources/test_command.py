@@ -14,6 +14,7 @@ from backupd.cancel import CancelToken, Cancelled
 from backupd.sources.base import SourceError
 from backupd.sources.command import STDERR_TAIL, CommandSource
 from tests.archive.helpers import HEADER, extract, read_manifest, source_config, write_archive
+from tests.waiting import wait_for
 
 
 def command(argv, **options) -> CommandSource:
@@ -69,10 +70,7 @@ def test_timeout_kills_the_process_group_and_reports_stderr(tmp_path):
         backup(tmp_path, command(python(code), timeout=1.0))
     assert time.monotonic() - started < 15
     grandchild = int(pidfile.read_text())
-    end = time.monotonic() + 10
-    while process_alive(grandchild) and time.monotonic() < end:
-        time.sleep(0.01)
-    assert not process_alive(grandchild), "the command's child survived the timeout"
+    wait_for(lambda: not process_alive(grandchild), "the command's child to be killed with it", timeout=10)
 
 
 def process_alive(pid: int) -> bool:

@@ -6,7 +6,6 @@ import hashlib
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ import pytest
 from backupd.sources.base import SourceError
 from backupd.sources.sqlite import SqliteSource
 from tests.archive.helpers import extract, read_manifest, sha256_file, source_config, write_archive
+from tests.waiting import wait_for
 
 # Inserts pairs of rows (+n, -n) in one transaction each, forever: a consistent copy sums to zero.
 # The short pause paces the workload like a real application (a tight loop starves readers in
@@ -53,10 +53,7 @@ def row_count(path: Path) -> int:
 
 
 def wait_for_rows(path: Path, minimum: int, deadline: float = 30.0) -> None:
-    end = time.monotonic() + deadline
-    while row_count(path) < minimum:
-        assert time.monotonic() < end, f"the writer did not insert {minimum} rows in {deadline}s"
-        time.sleep(0.01)
+    wait_for(lambda: row_count(path) >= minimum, f"the writer to insert {minimum} rows", deadline)
 
 
 def backup(tmp_path: Path, db: Path, **options):

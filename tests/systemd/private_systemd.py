@@ -16,6 +16,8 @@ import time
 import uuid
 from pathlib import Path
 
+from tests.waiting import wait_for
+
 SYSTEMD = "/lib/systemd/systemd"
 TARGET = "backupd-test.target"
 DROPPED_CAPS = "-sys_module,-sys_time,-sys_rawio,-syslog,-wake_alarm,-mac_admin,-mac_override"
@@ -218,15 +220,8 @@ class PrivateSystemd:
         self.systemctl("daemon-reload")
 
     def wait_for(self, condition, what: str, timeout: float = 30, poll: float = 0.05):
-        """Poll `condition()` until truthy and return it; fail naming `what` and the console on timeout."""
-        deadline = time.monotonic() + timeout
-        while True:
-            value = condition()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-            time.sleep(poll)
+        """Poll `condition()` until truthy and return it; fail naming `what` on timeout."""
+        return wait_for(condition, what, timeout, poll)
 
 
 def cgroup2_mount() -> Path | None:
