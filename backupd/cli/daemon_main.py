@@ -1,10 +1,12 @@
-"""`backupd`: the daemon's entry point, plus --check-config, --once and drive-login."""
+"""`backupd`: the daemon's entry point, plus --check-config, --once and the destinations' set-up commands
+(drive-login)."""
 from __future__ import annotations
 
 import argparse
 import sys
 
 from .. import __version__, config as config_module, logs
+from ..destinations.commands import SETUP_COMMANDS, run_setup_command
 
 
 def parser() -> argparse.ArgumentParser:
@@ -18,11 +20,11 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, **daemon_parts) -> int:
+    """The command line; `daemon_parts` go to the Daemon as they are (a caller's own trigger_for, for one)."""
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["drive-login"]:
-        from ..destinations.gdrive.login import main as login_main
-        return login_main(argv[1:])
+    if argv[:1] and argv[0] in SETUP_COMMANDS:      # a destination's set-up, e.g. drive-login
+        return run_setup_command(argv[0], argv[1:])
     args = parser().parse_args(argv)
     path = args.config or config_module.default_path()
     if not args.check_config and not args.once:
@@ -41,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.once:
         return run_once(config, args.once)
     from ..daemon.lifecycle import Daemon
-    daemon = Daemon(config, run_at_start=args.run_at_start)
+    daemon = Daemon(config, run_at_start=args.run_at_start, **daemon_parts)
     daemon.start()
     return daemon.serve()
 
@@ -51,14 +53,15 @@ def run_once(config, job_name: str) -> int:
     import json
 
     from ..jobs.history import History
+    from ..jobs.result import Status, Trigger
     from ..jobs.runner import Run
     if job_name not in config.jobs:
         print(f"backupd: no job named {job_name!r}; jobs: {', '.join(config.jobs)}", file=sys.stderr)
         return 2
     history = History(config.daemon.state_dir)
-    record = Run(config=config, job=config.jobs[job_name], history=history, trigger="manual").execute()
+    record = Run(config=config, job=config.jobs[job_name], history=history, trigger=Trigger.MANUAL).execute()
     print(json.dumps(record.to_dict(), indent=2))
-    return 0 if record.status == "success" else 1
+    return 0 if record.status == Status.SUCCESS else 1
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from .control import Authorizer, ControlServer
 from .handlers import Handlers
 from .listener import open_listener
 from .runs import RunManager
-from .scheduler import Scheduler
+from .scheduler import Scheduler, TriggerFor, cron_trigger
 from .systemd import Notifier, Watchdog, watchdog_interval
 
 log = logging.getLogger("backupd.daemon")
@@ -29,9 +29,11 @@ ACTIVE_REFRESH = 2.0   # STATUS= refresh while a run is going; idle, the loop sl
 
 
 class Daemon:
-    def __init__(self, config: config_module.Config, run_at_start: bool = False):
+    def __init__(self, config: config_module.Config, run_at_start: bool = False,
+                 trigger_for: TriggerFor = cron_trigger):
         self.config = config
         self.run_at_start = run_at_start
+        self.trigger_for = trigger_for
         self.notifier = Notifier()
         self.started_monotonic = time.monotonic()
         self._reload_lock = threading.Lock()
@@ -51,7 +53,7 @@ class Daemon:
         keep = {item["archive"] for item in self.history.pending()}
         Spool(state_dir).clean(keep)
         self.runs = RunManager(self.history, lambda: self.config, self.wake)
-        self.scheduler = Scheduler(self._fire, self.history)
+        self.scheduler = Scheduler(self._fire, self.history, self.trigger_for)
         self.listener = open_listener(self.config.daemon.socket, self.config.daemon.control_group)
         due = self.scheduler.catch_up(self.config)
         self.scheduler.start(self.config)

@@ -11,6 +11,7 @@ from typing import Callable
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 
 from ..config import Config, JobConfig
@@ -25,20 +26,28 @@ def cron_trigger(job: JobConfig) -> CronTrigger:
                        timezone=ZoneInfo(job.timezone))
 
 
-def missed_slot(job: JobConfig, last_slot: datetime | None, now: datetime) -> datetime | None:
+TriggerFor = Callable[[JobConfig], BaseTrigger]   # a job's configuration -> when it fires
+
+
+def missed_slot(job: JobConfig, last_slot: datetime | None, now: datetime,
+                trigger_for: TriggerFor = cron_trigger) -> datetime | None:
     """The first slot after `last_slot` if it is already past, else None."""
     if last_slot is None:
         return None
-    upcoming = cron_trigger(job).get_next_fire_time(None, last_slot + timedelta(seconds=1))
+    upcoming = trigger_for(job).get_next_fire_time(None, last_slot + timedelta(seconds=1))
     return upcoming if upcoming is not None and upcoming <= now else None
 
 
 class Scheduler:
-    """Fires `on_fire(job_name, trigger)`; the caller guarantees a job never runs twice at once."""
+    """Fires `on_fire(job_name, trigger)`; the caller guarantees a job never runs twice at once.
 
-    def __init__(self, on_fire: Callable[[str, str], object], history):
+    `trigger_for` turns a job into its APScheduler trigger: the job's crontab, unless the caller says otherwise.
+    """
+
+    def __init__(self, on_fire: Callable[[str, str], object], history, trigger_for: TriggerFor = cron_trigger):
         self._on_fire = on_fire
         self._history = history
+        self._trigger_for = trigger_for
         self._scheduler = BackgroundScheduler(timezone=timezone.utc)
 
     def start(self, config: Config) -> None:
@@ -52,7 +61,7 @@ class Scheduler:
                 existing.remove()
         for job in config.jobs.values():
             self._scheduler.add_job(
-                self._fire, cron_trigger(job), args=[job.name], id=f"job:{job.name}",
+                self._fire, self._trigger_for(job), args=[job.name], id=f"job:{job.name}",
                 name=f"backup job '{job.name}' ({job.schedule} {job.timezone})", replace_existing=True,
                 misfire_grace_time=int(job.misfire_grace), coalesce=True, max_instances=1)
 
@@ -65,7 +74,7 @@ class Scheduler:
         now = now or datetime.now(timezone.utc)
         due = []
         for job in config.jobs.values():
-            slot = missed_slot(job, self._history.last_slot(job.name), now)
+            slot = missed_slot(job, self._history.last_slot(job.name), now, self._trigger_for)
             self._history.set_last_slot(job.name, now)
             if slot is None:
                 continue

@@ -1,6 +1,8 @@
 """Fixtures for end-to-end tests: a real daemon process per test, stopped afterwards."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from daemon_harness import Daemon
@@ -10,8 +12,9 @@ from daemon_harness import Daemon
 def start_daemon(tmp_path):
     started: list[Daemon] = []
 
-    def start(config_text: str, *args: str, **kwargs) -> Daemon:
-        daemon = Daemon(tmp_path, config_text, kwargs.pop("env", None), kwargs.pop("socket", None))
+    def start(config: Path, *args: str, **kwargs) -> Daemon:
+        daemon = Daemon(tmp_path, config, kwargs.pop("env", None), kwargs.pop("socket", None),
+                        kwargs.pop("launch", ()))
         started.append(daemon)
         return daemon.start(*args, **kwargs)
 

@@ -7,13 +7,13 @@ import signal
 import socket
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 from tests.waiting import wait_for
 
 BIN = Path(sys.executable).parent
+LAUNCHER = Path(__file__).with_name("launch_daemon.py")
 
 
 class NotifyReceiver:
@@ -48,15 +48,17 @@ class NotifyReceiver:
 
 
 class Daemon:
-    def __init__(self, tmp_path: Path, config_text: str, extra_env: dict | None = None,
-                 socket: Path | None = None):
+    """backupd on the configuration file `config`; `launch` options start it through launch_daemon.py."""
+
+    def __init__(self, tmp_path: Path, config: Path, extra_env: dict | None = None,
+                 socket: Path | None = None, launch: tuple[str, ...] = ()):
         self.dir = tmp_path
         self.socket = socket or tmp_path / "ctl.sock"
         self.state = tmp_path / "state"
-        self.config = tmp_path / "backupd.toml"
-        self.config.write_text(textwrap.dedent(config_text).replace("@TMP@", str(tmp_path)))
+        self.config = config
         self.log_path = tmp_path / "daemon.log"
         self.extra_env = extra_env or {}
+        self.program = [sys.executable, str(LAUNCHER), *launch, "--"] if launch else [str(BIN / "backupd")]
         self.proc: subprocess.Popen | None = None
         self.notify: NotifyReceiver | None = None
 
@@ -65,7 +67,7 @@ class Daemon:
         env = {**os.environ, "NOTIFY_SOCKET": str(self.notify.path), **self.extra_env}
         env.pop("LISTEN_FDS", None)
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([str(BIN / "backupd"), "--config", str(self.config), *args],
+        self.proc = subprocess.Popen([*self.program, "--config", str(self.config), *args],
                                      stderr=self._log, stdout=self._log, env=env)
         if wait_ready:
             self.wait_ready()

@@ -10,42 +10,15 @@ import subprocess
 import threading
 from pathlib import Path
 
+from tests.configs import command_source, directory_source, job, write_config
 from tests.waiting import wait_for
 
-CONFIG = """
-[daemon]
-state_dir = "@TMP@/state"
-socket = "@TMP@/ctl.sock"
-control_group = ""
-log_format = "json"
-
-[jobs.main]
-sources = [{sources}]
-destinations = ["local"]
-
-[sources.files]
-type = "directory"
-path = "@TMP@/data"
-exclude = ["*.tmp", "skip"]
-
-[sources.db]
-type = "sqlite"
-path = "@TMP@/app.db"
-
-[sources.cmd]
-type = "command"
-command = {command}
-output = "out.txt"
-timeout = "20s"
-
-[destinations.local]
-type = "local"
-path = "@TMP@/archives"
-"""
-
-
-def config(sources=('"files"',), command='["sh", "-c", "printf hello-from-command"]') -> str:
-    return CONFIG.format(sources=", ".join(sources), command=command)
+def config(tmp_path: Path, sources=("files",), command=("sh", "-c", "printf hello-from-command")) -> Path:
+    """Three sources (a folder, an SQLite database, a command); the job backs up `sources`."""
+    return write_config(tmp_path, daemon={"log_format": "json"}, jobs={"main": job(sources)}, sources={
+        "files": directory_source(tmp_path / "data", exclude=["*.tmp", "skip"]),
+        "db": {"type": "sqlite", "path": tmp_path / "app.db"},
+        "cmd": command_source(command, timeout="20s")})
 
 
 def make_tree(root: Path) -> None:
@@ -73,7 +46,7 @@ def only_archive(tmp_path: Path) -> Path:
 
 def test_manual_backup_round_trips_byte_for_byte(tmp_path, start_daemon):
     make_tree(tmp_path / "data")
-    daemon = start_daemon(config())
+    daemon = start_daemon(config(tmp_path))
     record = daemon.ctl_json("trigger", "--wait")
     assert record["status"] == "success", record
     assert record["trigger"] == "manual" and record["error"] is None
@@ -116,7 +89,7 @@ def test_sqlite_snapshot_while_another_process_writes(tmp_path, start_daemon):
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, payload TEXT)")
         connection.executemany("INSERT INTO events (payload) VALUES (?)", [("x" * 500,)] * 20000)
-    daemon = start_daemon(config(sources=('"db"',)))
+    daemon = start_daemon(config(tmp_path, sources=["db"]))
     stop, written = threading.Event(), []
     writer = threading.Thread(target=_keep_writing, args=(db_path, stop, written))
     writer.start()
@@ -134,7 +107,7 @@ def test_sqlite_snapshot_while_another_process_writes(tmp_path, start_daemon):
 
 
 def test_command_source_output_is_stored(tmp_path, start_daemon):
-    daemon = start_daemon(config(sources=('"cmd"',)))
+    daemon = start_daemon(config(tmp_path, sources=["cmd"]))
     record = daemon.ctl_json("trigger", "--wait")
     assert record["status"] == "success", record
     out = extract(only_archive(tmp_path), tmp_path / "restore")
@@ -142,8 +115,8 @@ def test_command_source_output_is_stored(tmp_path, start_daemon):
 
 
 def test_failing_source_is_recorded_and_daemon_keeps_serving(tmp_path, start_daemon):
-    failing = '["sh", "-c", "echo disk on fire >&2; exit 3"]'
-    daemon = start_daemon(config(sources=('"cmd"',), command=failing))
+    failing = ["sh", "-c", "echo disk on fire >&2; exit 3"]
+    daemon = start_daemon(config(tmp_path, sources=["cmd"], command=failing))
     result = daemon.ctl("--json", "trigger", "--wait")
     assert result.returncode == 1
     record = json.loads(result.stdout)
@@ -157,8 +130,8 @@ def test_failing_source_is_recorded_and_daemon_keeps_serving(tmp_path, start_dae
 
 
 def test_concurrent_triggers_share_one_run(tmp_path, start_daemon):
-    slow = '["sh", "-c", "sleep 2; echo done"]'
-    daemon = start_daemon(config(sources=('"cmd"',), command=slow))
+    slow = ["sh", "-c", "sleep 2; echo done"]
+    daemon = start_daemon(config(tmp_path, sources=["cmd"], command=slow))
     results = [None] * 6
 
     def trigger(index):
@@ -178,7 +151,7 @@ def test_concurrent_triggers_share_one_run(tmp_path, start_daemon):
 def test_unreachable_destination_keeps_the_archive_for_later(tmp_path, start_daemon):
     make_tree(tmp_path / "data")
     (tmp_path / "archives").write_text("a file where the destination folder should be")
-    daemon = start_daemon(config())
+    daemon = start_daemon(config(tmp_path))
     failed = daemon.ctl("--json", "trigger", "--wait")
     record = json.loads(failed.stdout)
     assert failed.returncode == 1 and record["error"]["category"] == "destination"

@@ -13,36 +13,18 @@ from pathlib import Path
 import pytest
 
 from backupd.daemon import protocol as proto
+from tests.configs import command_source, job, write_config
 from tests.waiting import wait_for
 
-CONFIG = """
-[daemon]
-state_dir = "@TMP@/state"
-socket = "@TMP@/ctl.sock"
-control_group = ""
-stop_timeout = "20s"
-
-[jobs.main]
-schedule = "{schedule}"
-sources = ["cmd"]
-destinations = ["local"]
-
-[sources.cmd]
-type = "command"
-command = {command}
-output = "out.txt"
-timeout = "5m"
-
-[destinations.local]
-type = "local"
-path = "@TMP@/archives"
-"""
-QUICK = '["sh", "-c", "echo quick"]'
-SLOW = '["sh", "-c", "echo started; exec sleep 600"]'
+QUICK = ["sh", "-c", "echo quick"]
+SLOW = ["sh", "-c", "echo started; exec sleep 600"]
 
 
-def config(schedule="0 3 * * *", command=QUICK) -> str:
-    return CONFIG.format(schedule=schedule, command=command)
+def config(tmp_path: Path, schedule="0 3 * * *", command=QUICK, daemon: dict | None = None, **job_keys) -> Path:
+    """One job on one command source; `daemon` and `job_keys` add to the daemon's and the job's keys."""
+    return write_config(tmp_path, daemon={"stop_timeout": "20s", **(daemon or {})},
+                        jobs={"main": job(["cmd"], schedule=schedule, **job_keys)},
+                        sources={"cmd": command_source(command, timeout="5m")})
 
 
 def runs(daemon) -> list[dict]:
@@ -50,7 +32,8 @@ def runs(daemon) -> list[dict]:
 
 
 def test_scheduled_run_fires_and_is_recorded_as_schedule(tmp_path, start_daemon):
-    daemon = start_daemon(config(schedule="* * * * *"))
+    # every minute by its crontab; launched to fire every 3 s instead, through the same scheduler
+    daemon = start_daemon(config(tmp_path, schedule="* * * * *"), launch=("--fire-every", "3"))
     status = daemon.ctl_json("status")
     next_run = datetime.fromisoformat(status["jobs"][0]["next_run"].replace("Z", "+00:00"))
     assert 0 < (next_run - datetime.now(timezone.utc)).total_seconds() <= 61
@@ -66,7 +49,7 @@ def _set_last_slot(state_dir, when: datetime) -> None:
 
 
 def test_catch_up_after_downtime_runs_exactly_once(tmp_path, start_daemon):
-    daemon = start_daemon(config(schedule="0 * * * *"))
+    daemon = start_daemon(config(tmp_path, schedule="0 * * * *"))
     assert daemon.stop() == 0
     _set_last_slot(tmp_path / "state", datetime.now(timezone.utc) - timedelta(hours=5))  # five slots missed
     daemon.start()
@@ -78,8 +61,7 @@ def test_catch_up_after_downtime_runs_exactly_once(tmp_path, start_daemon):
 
 
 def test_missed_slot_older_than_grace_is_not_caught_up(tmp_path, start_daemon):
-    daemon = start_daemon(config(schedule="0 3 * * *").replace('destinations = ["local"]',
-                                                               'destinations = ["local"]\nmisfire_grace = "1h"'))
+    daemon = start_daemon(config(tmp_path, schedule="0 3 * * *", misfire_grace="1h"))
     daemon.stop()
     _set_last_slot(tmp_path / "state", datetime.now(timezone.utc) - timedelta(days=3))
     daemon.start()
@@ -89,7 +71,7 @@ def test_missed_slot_older_than_grace_is_not_caught_up(tmp_path, start_daemon):
 
 
 def test_sigterm_during_a_run_leaves_nothing_partial(tmp_path, start_daemon):
-    daemon = start_daemon(config(command=SLOW))
+    daemon = start_daemon(config(tmp_path, command=SLOW))
     run_id = daemon.ctl_json("trigger")["run_id"]
     wait_for(lambda: daemon.ctl_json("status")["jobs"][0]["running"], what="the run to start")
     daemon.notify.wait("STATUS", "main: archiving 0 B", timeout=10)    # STATUS= follows the run
@@ -104,7 +86,7 @@ def test_sigterm_during_a_run_leaves_nothing_partial(tmp_path, start_daemon):
 
 
 def test_crash_during_a_run_is_marked_interrupted_at_next_start(tmp_path, start_daemon):
-    daemon = start_daemon(config(command=SLOW))
+    daemon = start_daemon(config(tmp_path, command=SLOW))
     run_id = daemon.ctl_json("trigger")["run_id"]
     wait_for(lambda: daemon.ctl_json("status")["jobs"][0]["running"], what="the run to start")
     daemon.stop(signal.SIGKILL)
@@ -115,21 +97,21 @@ def test_crash_during_a_run_is_marked_interrupted_at_next_start(tmp_path, start_
 
 
 def test_reload_keeps_old_config_when_new_one_is_broken(tmp_path, start_daemon):
-    daemon = start_daemon(config(schedule="0 3 * * *"))
+    daemon = start_daemon(config(tmp_path, schedule="0 3 * * *"))
     before = daemon.ctl_json("status")["jobs"][0]
-    daemon.config.write_text(daemon.config.read_text().replace('"0 3 * * *"', '"0 99 * * *"'))
+    config(tmp_path, schedule="0 99 * * *")
     broken = daemon.ctl("--json", "reload")
     assert broken.returncode == 1
     assert "hour must be 0-23, not 99" in broken.stdout + broken.stderr
     assert daemon.ctl_json("status")["jobs"][0]["schedule"] == before["schedule"]
-    daemon.config.write_text(daemon.config.read_text().replace('"0 99 * * *"', '"15 4 * * *"'))
+    config(tmp_path, schedule="15 4 * * *")
     daemon.proc.send_signal(signal.SIGHUP)
     wait_for(lambda: daemon.ctl_json("status")["jobs"][0]["schedule"] == "15 4 * * *", what="SIGHUP reload")
     assert daemon.ctl_json("status")["jobs"][0]["next_run"].endswith("04:15:00Z")
 
 
 def test_notifications_in_order(tmp_path, start_daemon):
-    daemon = start_daemon(config())
+    daemon = start_daemon(config(tmp_path))
     daemon.stop()
     messages = [fields for _, fields in daemon.notify.messages]
     keys = [next(k for k in ("READY", "STOPPING", "STATUS") if k in fields) for fields in messages]
@@ -167,7 +149,7 @@ def test_stranger_uid_is_refused(tmp_path, start_daemon):
     public = Path(tempfile.mkdtemp(prefix="backupd-e2e-"))
     try:
         public.chmod(0o755)
-        daemon = start_daemon(config().replace("@TMP@/ctl.sock", f"{public}/ctl.sock"), socket=public / "ctl.sock")
+        daemon = start_daemon(config(tmp_path, daemon={"socket": public / "ctl.sock"}), socket=public / "ctl.sock")
         os.chmod(daemon.socket, 0o666)   # let the stranger reach the socket; SO_PEERCRED must still refuse it
         answer = _call_as_stranger(daemon.socket)
         assert answer.startswith("refused:") and "not permitted" in answer, answer

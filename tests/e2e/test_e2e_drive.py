@@ -7,36 +7,9 @@ import os
 
 import pytest
 
+from tests.configs import job, local_destination, write_config
 from tests.fakes.drive import DriveServer
 from tests.fakes.oauth import new_key
-
-CONFIG = """
-[daemon]
-state_dir = "@TMP@/state"
-socket = "@TMP@/ctl.sock"
-control_group = ""
-
-[jobs.main]
-sources = ["files"]
-destinations = ["local", "drive"]
-
-[sources.files]
-type = "directory"
-path = "@TMP@/data"
-
-[destinations.local]
-type = "local"
-path = "@TMP@/archives"
-
-[destinations.drive]
-type = "gdrive"
-credentials = "sa.json"
-folder = "backupd/e2e"
-endpoint = "{endpoint}"
-chunk_size = "256KiB"
-retry_deadline = "3s"
-timeout = "3s"
-"""
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +23,11 @@ def start(tmp_path, start_daemon, drive, rsa_key):
     credentials = tmp_path / "creds"
     credentials.mkdir(exist_ok=True)
     drive.write_credentials(credentials / "sa.json", drive.oauth.service_account(key=rsa_key))
-    return start_daemon(CONFIG.format(endpoint=drive.url), env={"CREDENTIALS_DIRECTORY": str(credentials)})
+    drive_destination = {"type": "gdrive", "credentials": "sa.json", "folder": "backupd/e2e", "endpoint": drive.url,
+                         "chunk_size": "256KiB", "retry_deadline": "3s", "timeout": "3s"}
+    config = write_config(tmp_path, jobs={"main": job(["files"], ["local", "drive"])}, destinations={
+        "local": local_destination(tmp_path / "archives"), "drive": drive_destination})
+    return start_daemon(config, env={"CREDENTIALS_DIRECTORY": str(credentials)})
 
 
 def test_backup_lands_on_drive_with_id_and_link(tmp_path, start_daemon, rsa_key):

@@ -10,27 +10,11 @@ import time
 import pytest
 
 from daemon_harness import BIN
+from tests.configs import command_source, job, write_config
 from tests.waiting import wait_for
 
-CONFIG = """
-[daemon]
-state_dir = "@TMP@/state"
-socket = "@TMP@/ctl.sock"
-control_group = ""
-
-[jobs.main]
-sources = ["cmd"]
-destinations = ["local"]
-
-[sources.cmd]
-type = "command"
-command = ["sh", "-c", "echo hi"]
-output = "out.txt"
-
-[destinations.local]
-type = "local"
-path = "@TMP@/archives"
-"""
+def config(tmp_path):
+    return write_config(tmp_path, jobs={"main": job(["cmd"])}, sources={"cmd": command_source(["sh", "-c", "echo hi"])})
 
 
 def pings_between(daemon, start: float, end: float) -> int:
@@ -38,7 +22,7 @@ def pings_between(daemon, start: float, end: float) -> int:
 
 
 def test_watchdog_pings_at_half_the_interval_and_stop_when_frozen(tmp_path, start_daemon):
-    daemon = start_daemon(CONFIG, env={"WATCHDOG_USEC": "400000"})   # ping every 0.2 s
+    daemon = start_daemon(config(tmp_path), env={"WATCHDOG_USEC": "400000"})   # ping every 0.2 s
     wait_for(lambda: pings_between(daemon, 0, float("inf")) if daemon.notify.drain() else 0, what="first ping")
     first = time.monotonic()
     wait_for(lambda: daemon.notify.drain() and time.monotonic() - first > 2.0, what="two seconds of pings")
@@ -58,7 +42,7 @@ def test_watchdog_pings_at_half_the_interval_and_stop_when_frozen(tmp_path, star
 
 def test_watchdog_stays_silent_when_the_control_loop_is_stuck(tmp_path, start_daemon):
     """An injected stall: the control socket's listener is made to stop answering."""
-    daemon = start_daemon(CONFIG, env={"WATCHDOG_USEC": "400000", "BACKUPD_TEST_STALL_FILE": str(tmp_path / "stall")})
+    daemon = start_daemon(config(tmp_path), env={"WATCHDOG_USEC": "400000", "BACKUPD_TEST_STALL_FILE": str(tmp_path / "stall")})
     wait_for(lambda: daemon.notify.drain() and pings_between(daemon, 0, float("inf")) >= 2, what="pings")
     (tmp_path / "stall").touch()
     stalled = time.monotonic() + 2.5          # the health check's own timeout is 2 s
@@ -68,11 +52,10 @@ def test_watchdog_stays_silent_when_the_control_loop_is_stuck(tmp_path, start_da
 
 @pytest.mark.skipif(shutil.which("systemd-socket-activate") is None, reason="systemd-socket-activate not installed")
 def test_socket_activation_first_backupctl_starts_the_daemon(tmp_path):
-    config = tmp_path / "backupd.toml"
-    config.write_text(CONFIG.replace("@TMP@", str(tmp_path)))
+    config_path = config(tmp_path)
     sock = tmp_path / "activated.sock"
     activator = subprocess.Popen(["systemd-socket-activate", "-l", str(sock), str(BIN / "backupd"),
-                                  "--config", str(config)], stderr=subprocess.PIPE, stdout=subprocess.PIPE)
+                                  "--config", str(config_path)], stderr=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
         wait_for(sock.exists, what="the activation socket")
         assert not (tmp_path / "state").exists()          # nothing started yet
