@@ -1,0 +1,214 @@
+"""Retention: which backups a keep policy keeps, and the rules that keep each one.
+
+The semantics are restic `forget`'s: for each period kind, walk the backups newest first; the newest backup
+of each of the newest N periods that have one is kept; `last N` keeps the N newest; `within` keeps everything
+newer than `now` minus the duration; a backup kept by any rule is kept. Periods are local to the job's time
+zone: hour (Y-m-d H), day, ISO week (ISO year + week number), month, year. One difference from restic:
+`within` counts back from `now`, not from the newest backup (which is kept anyway, see below).
+
+Built-in safety, whatever the policy:
+- An empty policy (every rule absent) keeps everything, failed backups included: nothing is pruned.
+- The newest successful backup dated no later than `now` is always kept ("newest successful").
+- A backup dated after `now` is kept ("dated after now"): the clock may have jumped backwards, and what
+  looks newer than now is never deleted. Its date cannot be trusted, so it counts toward no rule either:
+  it neither uses up a `last` slot or a period nor becomes "newest successful" instead of the backup just made.
+- A backup whose verification failed (ok=False) counts toward no rule and is never kept by one, so it cannot
+  take the slot of a good backup: the decision for every good backup is the same with or without the failed
+  ones. Under a non-empty policy a failed backup is removed unless it is dated after `now`.
+- Duplicate timestamps are ordered by name (of two backups created at the same instant, the one whose name
+  sorts last counts as the newer). Names must be unique; a duplicate name is an error, so nothing is decided.
+
+Pure: no I/O, stdlib only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timedelta, tzinfo
+from typing import Callable, Iterable
+
+NO_POLICY = "no keep policy"
+NEWEST_OK = "newest successful"
+AFTER_NOW = "dated after now"
+
+
+def _iso_week(local: datetime) -> str:
+    year, week, _ = local.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+# Period rule -> the period of a local time; the key also names the period in a decision ("daily 2026-11-30").
+PERIODS: dict[str, Callable[[datetime], str]] = {
+    "hourly": lambda local: f"{local:%Y-%m-%d %H}:00",
+    "daily": lambda local: f"{local:%Y-%m-%d}",
+    "weekly": _iso_week,
+    "monthly": lambda local: f"{local:%Y-%m}",
+    "yearly": lambda local: f"{local:%Y}",
+}
+
+_DURATION_UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+
+
+def format_duration(seconds: float) -> str:
+    """172800 -> '2d', 5400 -> '1h30m'; a fractional number of seconds stays in seconds ('0.5s')."""
+    if seconds != int(seconds):
+        return f"{seconds:g}s"
+    parts, rest = [], int(seconds)
+    for unit, size in _DURATION_UNITS:
+        amount, rest = divmod(rest, size)
+        if amount:
+            parts.append(f"{amount}{unit}")
+    return "".join(parts) or "0s"
+
+
+@dataclass(frozen=True)
+class KeepPolicy:
+    """A job's `keep` table; None means the rule is absent. `within` is in seconds."""
+
+    last: int | None = None
+    hourly: int | None = None
+    daily: int | None = None
+    weekly: int | None = None
+    monthly: int | None = None
+    yearly: int | None = None
+    within: float | None = None
+
+    def __post_init__(self):
+        for rule in fields(self):
+            _check_rule(rule.name, getattr(self, rule.name))
+
+    @property
+    def empty(self) -> bool:
+        """True when no rule is set: the policy keeps everything."""
+        return all(getattr(self, rule.name) is None for rule in fields(self))
+
+    def describe(self) -> str:
+        """One line for --check-config: 'keep last 3, 7 daily, 4 weekly, everything within 2d'."""
+        if self.empty:
+            return "keep everything (no keep policy)"
+        parts = [f"last {self.last}"] if self.last is not None else []
+        parts += [f"{getattr(self, kind)} {kind}" for kind in PERIODS if getattr(self, kind) is not None]
+        if self.within is not None:
+            parts.append(f"everything within {format_duration(self.within)}")
+        return "keep " + ", ".join(parts)
+
+
+def _check_rule(name: str, value) -> None:
+    if value is None:
+        return
+    if name == "within":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ValueError(f"keep.within must be a positive number of seconds, got {value!r}")
+    elif isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"keep.{name} must be a whole number of at least 1, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Backup:
+    """One candidate: its unique name, creation time (aware), whether it verified; `ref` is the caller's."""
+
+    name: str
+    created: datetime
+    ok: bool = True
+    ref: object = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the policy does with one backup; `rules` lists what keeps it, empty when it would be removed."""
+
+    backup: Backup
+    local: datetime
+    rules: tuple[str, ...]
+
+    @property
+    def kept(self) -> bool:
+        return bool(self.rules)
+
+    @property
+    def reason(self) -> str:
+        """The rules that keep it, or why nothing does."""
+        if self.rules:
+            return ", ".join(self.rules)
+        return "no rule keeps it" if self.backup.ok else "verification failed, counts toward no rule"
+
+
+def _age(backup: Backup) -> tuple[datetime, str]:
+    """Sort key: the larger, the newer; equal times are ordered by name."""
+    return backup.created, backup.name
+
+
+def _check_inputs(backups: list[Backup], now: datetime) -> None:
+    if now.utcoffset() is None:
+        raise ValueError(f"retention: 'now' must be an aware datetime, got {now.isoformat()}")
+    seen: set[str] = set()
+    for backup in backups:
+        if backup.created.utcoffset() is None:
+            raise ValueError(f"retention: backup {backup.name!r} has a creation time without a time zone")
+        if backup.name in seen:
+            raise ValueError(f"retention: backup name {backup.name!r} appears twice; nothing decided")
+        seen.add(backup.name)
+
+
+def newest_per_period(count: int, period_of: Callable[[datetime], str], counted: list[Backup],
+                      tz: tzinfo) -> dict[str, Backup]:
+    """Period key -> its newest backup, for the newest `count` periods that have one (`counted` newest first)."""
+    picked: dict[str, Backup] = {}
+    for backup in counted:
+        key = period_of(backup.created.astimezone(tz))
+        if key in picked:
+            continue
+        if len(picked) == count:
+            break
+        picked[key] = backup
+    return picked
+
+
+def _apply_rules(policy: KeepPolicy, counted: list[Backup], now: datetime, tz: tzinfo,
+                 keep: dict[str, list[str]]) -> None:
+    """Add each rule's label to the backups it keeps; `counted` holds the good backups up to now, newest first."""
+    if counted:
+        keep[counted[0].name].append(NEWEST_OK)
+    for rank, backup in enumerate(counted[:policy.last or 0], start=1):
+        keep[backup.name].append(f"last {rank}")
+    for kind, period_of in PERIODS.items():
+        count = getattr(policy, kind)
+        if count is not None:
+            for key, backup in newest_per_period(count, period_of, counted, tz).items():
+                keep[backup.name].append(f"{kind} {key}")
+    if policy.within is not None:
+        cutoff = now - timedelta(seconds=policy.within)
+        label = f"within {format_duration(policy.within)}"
+        for backup in counted:
+            if backup.created <= cutoff:
+                break
+            keep[backup.name].append(label)
+
+
+def decide(policy: KeepPolicy, backups: Iterable[Backup], now: datetime, tz: tzinfo) -> list[Decision]:
+    """A decision for every backup, newest first."""
+    ordered = sorted(backups, key=_age, reverse=True)
+    _check_inputs(ordered, now)
+    keep: dict[str, list[str]] = {backup.name: [] for backup in ordered}
+    if policy.empty:
+        for labels in keep.values():
+            labels.append(NO_POLICY)
+    else:
+        for backup in ordered:
+            if backup.created > now:
+                keep[backup.name].append(AFTER_NOW)
+        counted = [backup for backup in ordered if backup.ok and backup.created <= now]
+        _apply_rules(policy, counted, now, tz, keep)
+    return [Decision(backup, backup.created.astimezone(tz), tuple(keep[backup.name])) for backup in ordered]
+
+
+def kept(decisions: Iterable[Decision]) -> list[Backup]:
+    """The backups the decisions keep, in the decisions' order."""
+    return [decision.backup for decision in decisions if decision.kept]
+
+
+def format_plan(decisions: Iterable[Decision]) -> list[str]:
+    """What `prune --dry-run` prints: one line per backup, newest first, with what keeps it or that nothing does."""
+    ordered = sorted(decisions, key=lambda decision: _age(decision.backup), reverse=True)
+    width = max((len(decision.backup.name) for decision in ordered), default=0)
+    return [f"{'keep' if decision.kept else 'remove':<8}{decision.local:%Y-%m-%d %H:%M:%S %Z}  "
+            f"{decision.backup.name:<{width}}  ({decision.reason})" for decision in ordered]
