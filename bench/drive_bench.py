@@ -49,11 +49,8 @@ def upload_file(data_dir: Path, size: int) -> Path:
 
 
 def _settings(drive, work: Path, file: Path, chunk_size: int) -> Path:
-    from backupd.config import schema
-    options = {key: default for key, (_, default) in schema.DESTINATION_TYPES["gdrive"].items()
-               if default is not schema.REQUIRED}
     credentials = drive.write_credentials(work / "sa.json", drive.oauth.service_account())
-    options.update(credentials=str(credentials), endpoint=drive.url, chunk_size=chunk_size)
+    options = {"credentials": str(credentials), "endpoint": drive.url, "chunk_size": chunk_size}  # rest: defaults
     sha = hashlib.sha256()
     with open(file, "rb") as handle:
         while block := handle.read(BLOCK):

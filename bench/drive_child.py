@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from backupd.config.model import DestinationConfig
+from backupd.config import DriveDestinationConfig
 from backupd.destinations import registry
 from backupd.destinations.base import ArchiveMeta
 
@@ -24,7 +24,7 @@ def _status(key: str) -> int:
 
 def main(settings_path: str) -> int:
     settings = json.loads(Path(settings_path).read_text())
-    config = DestinationConfig(name="drive", type="gdrive", options=settings["options"])
+    config = DriveDestinationConfig(name="drive", **settings["options"])
     destination = registry.build(config, state_dir=Path(settings["state_dir"]))
     meta = ArchiveMeta(**settings["meta"])
     rss_before = _status("VmRSS")

@@ -7,12 +7,14 @@ import re
 import tomllib
 from pathlib import Path
 
-from . import schema
+from .destinations import DESTINATION_TYPES
 from .fields import FieldError
-from .model import Config, DaemonConfig, DestinationConfig, JobConfig, SourceConfig
+from .model import Config, DaemonConfig, JobConfig
+from .schema import REQUIRED, keys
+from .sources import MANIFEST_NAME, SOURCE_TYPES
 
 DEFAULT_PATH = Path("/etc/backupd/backupd.toml")
-MANIFEST_MEMBER = "MANIFEST.json"
+TOP_LEVEL = ("daemon", "jobs", "sources", "destinations")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -43,22 +45,29 @@ def load(path: Path | str) -> Config:
 
 def parse(raw: dict, path: Path) -> Config:
     errors = _Errors()
-    errors.unknown_keys(raw, schema.TOP_LEVEL, "")
-    base = path.parent.resolve()
-    daemon = DaemonConfig(**_table(raw.get("daemon", {}), schema.DAEMON, "daemon", errors, base))
-    sources = _typed_tables(raw, "sources", schema.SOURCE_TYPES, SourceConfig, errors, base)
-    destinations = _typed_tables(raw, "destinations", schema.DESTINATION_TYPES,
-                                 DestinationConfig, errors, base)
+    errors.unknown_keys(raw, TOP_LEVEL, "")
+    tables = _Tables(errors, path.parent.resolve())
+    daemon = tables.build(DaemonConfig, raw.get("daemon", {}), "daemon") or DaemonConfig()
+    sources = tables.typed(raw, "sources", SOURCE_TYPES)
+    destinations = tables.typed(raw, "destinations", DESTINATION_TYPES)
     jobs = {}
     for name, table in _named_tables(raw, "jobs", errors):
-        values = _table(table, schema.JOB, f"jobs.{name}", errors, base)
+        where = f"jobs.{name}"
+        values, complete = tables.values(JobConfig, table, where)
         for section in ("sources", "destinations"):
             declared = raw.get(section) if isinstance(raw.get(section), dict) else {}
-            _check_references(values, section, declared, f"jobs.{name}", errors)
-        jobs[name] = JobConfig(name=name, **values)
+            _check_references(values, section, declared, where, errors)
+        if complete:
+            jobs[name] = JobConfig(name=name, **values)
     if errors:
         raise ConfigError(path, errors)
     return Config(path=path, daemon=daemon, jobs=jobs, sources=sources, destinations=destinations)
+
+
+def did_you_mean(word: str, choices, otherwise: str = "") -> str:
+    """'; did you mean 'x'?' for the closest of `choices`, or `otherwise` when none is close."""
+    hint = difflib.get_close_matches(word, list(choices), n=1)
+    return f"; did you mean '{hint[0]}'?" if hint else otherwise
 
 
 class _Errors(list):
@@ -66,15 +75,13 @@ class _Errors(list):
         self.append(f"At '{where}': {message}" if where else message)
 
     def unknown_keys(self, table: dict, allowed, where: str) -> None:
-        for key in table:
-            if key not in allowed:
-                hint = difflib.get_close_matches(key, list(allowed), n=1)
-                suggestion = f"; did you mean '{hint[0]}'?" if hint else ""
-                self.add(_join(where, key), f"unknown key{suggestion}")
+        for name in table:
+            if name not in allowed:
+                self.add(_join(where, name), "unknown key" + did_you_mean(name, allowed))
 
 
-def _join(where: str, key: str) -> str:
-    return f"{where}.{key}" if where else key
+def _join(where: str, name: str) -> str:
+    return f"{where}.{name}" if where else name
 
 
 def _named_tables(raw: dict, section: str, errors: _Errors):
@@ -85,64 +92,71 @@ def _named_tables(raw: dict, section: str, errors: _Errors):
     for name, table in tables.items():
         if not _NAME.match(name):
             errors.add(f"{section}.{name}", "names may hold letters, digits, '_', '-' and '.' only")
-        elif section == "sources" and name == MANIFEST_MEMBER:
-            errors.add(f"{section}.{name}", f"'{MANIFEST_MEMBER}' is the archive's manifest; choose another name")
+        elif section == "sources" and name == MANIFEST_NAME:
+            errors.add(f"{section}.{name}", f"'{MANIFEST_NAME}' is the archive's manifest; choose another name")
         elif not isinstance(table, dict):
             errors.add(f"{section}.{name}", "must be a table")
         else:
             yield name, table
 
 
-def _table(table: dict, spec: dict, where: str, errors: _Errors, base: Path) -> dict:
-    """Parse `table` against `spec`; bad or missing keys are added to errors and left out."""
-    if not isinstance(table, dict):
-        errors.add(where, "must be a table")
-        return {}
-    errors.unknown_keys(table, spec, where)
-    values = {}
-    for key, (parser, default) in spec.items():
-        if key not in table:
-            if default is schema.REQUIRED:
-                errors.add(_join(where, key), "is required")
-            else:
-                values[key] = default
-            continue
-        try:
-            value = parser(table[key])
-        except FieldError as exc:
-            errors.add(_join(where, key), str(exc))
-            continue
-        if isinstance(value, Path):
-            value = Path(os.path.normpath(base / value))
-        values[key] = value
-    return values
+class _Tables:
+    """Parses tables against their config classes, adding each problem to `errors`."""
+
+    def __init__(self, errors: _Errors, base: Path):
+        self.errors = errors
+        self.base = base   # relative paths resolve against the config file's folder
+
+    def values(self, cls, table, where: str, extra: tuple[str, ...] = ()) -> tuple[dict, bool]:
+        """The parsed keys of `table` present in it, and whether the table had no problem."""
+        if not isinstance(table, dict):
+            self.errors.add(where, "must be a table")
+            return {}, False
+        spec = keys(cls)
+        before = len(self.errors)
+        self.errors.unknown_keys(table, [*extra, *spec], where)
+        values = {}
+        for name, (parse, default, _) in spec.items():
+            if name not in table:
+                if default is REQUIRED:
+                    self.errors.add(_join(where, name), "is required")
+                continue
+            try:
+                value = parse(table[name])
+            except FieldError as exc:
+                self.errors.add(_join(where, name), str(exc))
+                continue
+            values[name] = Path(os.path.normpath(self.base / value)) if isinstance(value, Path) else value
+        return values, len(self.errors) == before
+
+    def build(self, cls, table, where: str, extra: tuple[str, ...] = (), **identity):
+        """An instance of `cls` from `table` (plus `identity`, e.g. its name), or None if it has a problem."""
+        values, complete = self.values(cls, table, where, extra)
+        return cls(**identity, **values) if complete else None
+
+    def typed(self, raw: dict, section: str, types: dict) -> dict:
+        """Each [section.NAME] table as the config class its `type` names."""
+        out = {}
+        for name, table in _named_tables(raw, section, self.errors):
+            kind = table.get("type")
+            if kind not in types:
+                known = did_you_mean(str(kind), types, otherwise=f"; known types: {', '.join(types)}")
+                self.errors.add(f"{section}.{name}.type",
+                                "is required" if kind is None else f"unknown type {kind!r}{known}")
+                continue
+            built = self.build(types[kind], table, f"{section}.{name}", extra=("type",), name=name)
+            if built is not None:
+                out[name] = built
+        return out
 
 
-def _typed_tables(raw, section, types, model, errors, base) -> dict:
-    out = {}
-    for name, table in _named_tables(raw, section, errors):
-        kind = table.get("type")
-        if kind not in types:
-            hint = difflib.get_close_matches(str(kind), list(types), n=1)
-            known = f"did you mean '{hint[0]}'?" if hint else f"known types: {', '.join(types)}"
-            errors.add(f"{section}.{name}.type",
-                       "is required" if kind is None else f"unknown type {kind!r}; {known}")
-            continue
-        spec = {"type": (str, None), **types[kind]}
-        values = _table(table, spec, f"{section}.{name}", errors, base)
-        values.pop("type", None)
-        out[name] = model(name=name, type=kind, options=values)
-    return out
-
-
-def _check_references(values: dict, key: str, known: dict, where: str, errors: _Errors) -> None:
-    names = values.get(key)
+def _check_references(values: dict, section: str, known: dict, where: str, errors: _Errors) -> None:
+    names = values.get(section)
     if names is None:
         return
     if not names:
-        errors.add(f"{where}.{key}", f"must name at least one of the configured {key}")
+        errors.add(f"{where}.{section}", f"must name at least one of the configured {section}")
     for name in names:
         if name not in known:
-            hint = difflib.get_close_matches(name, list(known), n=1)
-            suggestion = f"; did you mean '{hint[0]}'?" if hint else ""
-            errors.add(f"{where}.{key}", f"names unknown {key[:-1]} '{name}'{suggestion}")
+            errors.add(f"{where}.{section}",
+                       f"names unknown {section[:-1]} '{name}'" + did_you_mean(name, known))

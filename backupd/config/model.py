@@ -1,54 +1,60 @@
-"""Typed, frozen configuration objects: what the rest of backupd reads, never raw TOML."""
+"""Typed, frozen configuration objects: what the rest of backupd reads, never raw TOML.
+
+Each table class declares its keys (schema.key): their parsers, defaults and documentation live here and
+nowhere else. Source and destination types have their own classes in sources.py and destinations.py.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
+
+from . import fields as f
+from .schema import key
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DaemonConfig:
-    state_dir: Path = Path("/var/lib/backupd")
-    socket: Path = Path("/run/backupd/backupd.sock")
-    control_group: str = "backupd"
-    log_level: str = "info"
-    log_format: str = "json"
-    stop_timeout: float = 30.0
+    """The [daemon] table."""
+
+    state_dir: Path = key(f.path, Path("/var/lib/backupd"),
+                          doc="history database, spool (archives being written or awaiting upload)")
+    socket: Path = key(f.path, Path("/run/backupd/backupd.sock"),
+                       doc="control socket, bound by the daemon when systemd passes none")
+    control_group: str = key(f.string, "backupd", doc="members may use backupctl")
+    log_level: str = key(f.one_of("debug", "info", "warning", "error"), "info", doc="least severe level logged")
+    log_format: str = key(f.one_of("json", "text"), "json", doc="json (one object per line) or text")
+    stop_timeout: float = key(f.duration, 30.0, doc="a run in progress is cancelled within this time")
 
 
-@dataclass(frozen=True)
-class TypedTable:
-    """A named table with a `type`; `options` holds the validated keys of that type (see schema.py),
-    readable as attributes (`source.path`)."""
-
-    name: str
-    type: str
-    options: dict = field(default_factory=dict, compare=False)
-
-    def __getattr__(self, key):
-        try:
-            return self.__dict__["options"][key]
-        except KeyError:
-            raise AttributeError(key) from None
-
-
-class SourceConfig(TypedTable):
-    """One source (schema.SOURCE_TYPES)."""
-
-
-class DestinationConfig(TypedTable):
-    """One destination (schema.DESTINATION_TYPES)."""
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class JobConfig:
+    """One [jobs.NAME] table."""
+
     name: str
-    schedule: str = "0 3 * * *"
-    timezone: str = "UTC"
-    sources: tuple[str, ...] = ()
-    destinations: tuple[str, ...] = ()
-    compression_level: int = 3
-    catch_up: bool = True
-    misfire_grace: float = 6 * 3600.0
+    schedule: str = key(f.crontab, "0 3 * * *", doc="5-field crontab, normalised (weekdays by name)")
+    timezone: str = key(f.timezone, "UTC", doc="time zone the schedule is read in")
+    sources: tuple[str, ...] = key(f.string_list, doc="names of [sources.*] tables, each at most once")
+    destinations: tuple[str, ...] = key(f.string_list, doc="names of [destinations.*] tables, each at most once")
+    compression_level: int = key(f.integer(1, 22), 3, doc="zstd level")
+    catch_up: bool = key(f.boolean, True, doc="run once at start if a scheduled run was missed while down")
+    misfire_grace: float = key(f.duration, 6 * 3600.0, doc="how old a missed slot may be and still run")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SourceConfig:
+    """One [sources.NAME] table; each source type is a subclass (sources.py) with that type's keys."""
+
+    type: ClassVar[str]
+    name: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class DestinationConfig:
+    """One [destinations.NAME] table; each destination type is a subclass (destinations.py)."""
+
+    type: ClassVar[str]
+    name: str
 
 
 @dataclass(frozen=True)

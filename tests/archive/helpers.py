@@ -9,15 +9,14 @@ import subprocess
 from pathlib import Path
 
 from backupd.archive.writer import ArchiveWriter
-from backupd.config import SourceConfig
+from backupd.config import SOURCE_TYPES, SourceConfig
 
 HEADER = {"job": "daily", "run_id": "r-0001", "host": "testhost", "started": "2024-05-01T03:00:00+00:00"}
 
 
 def source_config(name: str, type_: str, **options) -> SourceConfig:
-    defaults = {"directory": {"exclude": (), "one_file_system": False}, "sqlite": {"format": "sqlite"},
-                "command": {"timeout": 60.0}}[type_]
-    return SourceConfig(name=name, type=type_, options={**defaults, **options})
+    """The `type_` source's config class with `options`; every other key keeps its configured default."""
+    return SOURCE_TYPES[type_](name=name, **options)
 
 
 def write_archive(path: Path, sources, workdir: Path, **kwargs):

@@ -19,7 +19,7 @@ PROBE = """
 import json, sys
 from pathlib import Path
 from backupd.archive.writer import ArchiveWriter
-from backupd.config import SourceConfig
+from backupd.config import DirectorySourceConfig
 from backupd.sources.directory import DirectorySource
 
 def rss_kib():
@@ -38,8 +38,7 @@ class Probe:
             self.samples.append(rss_kib())
 
 root, archive = Path(sys.argv[1]), Path(sys.argv[2])
-config = SourceConfig(name="many", type="directory",
-                      options={"path": root, "exclude": (), "one_file_system": False})
+config = DirectorySourceConfig(name="many", path=root)
 with ArchiveWriter(archive, header={"job": "memory"}) as writer:
     probe = Probe(writer.source("many"))
     DirectorySource(config).write(probe, archive.parent)

@@ -5,18 +5,18 @@ import hashlib
 import os
 from pathlib import Path
 
-from backupd.config import DestinationConfig
+from backupd.config import DriveDestinationConfig
 from backupd.destinations.base import ArchiveMeta
 from tests.fakes.drive import DriveServer
 
 CHUNK = 256 * 1024
-GDRIVE_DEFAULTS = {"folder": "backupd/testhost", "shared_drive_id": "", "impersonate": "",
-                   "scope": "drive.file", "chunk_size": CHUNK, "retry_deadline": 5.0, "timeout": 2.0}
+TEST_SETTINGS = {"folder": "backupd/testhost", "chunk_size": CHUNK, "retry_deadline": 5.0, "timeout": 2.0}
 
 
-def gdrive_config(drive: DriveServer, credentials: Path | str, **overrides) -> DestinationConfig:
-    options = {**GDRIVE_DEFAULTS, "credentials": str(credentials), "endpoint": drive.url, **overrides}
-    return DestinationConfig("drive", "gdrive", options)
+def gdrive_config(drive: DriveServer, credentials: Path | str, **overrides) -> DriveDestinationConfig:
+    """A gdrive destination on the loopback Drive with small chunks and short deadlines; the rest default."""
+    options = {**TEST_SETTINGS, "credentials": str(credentials), "endpoint": drive.url, **overrides}
+    return DriveDestinationConfig(name="drive", **options)
 
 
 def make_archive(directory: Path, size: int, name: str = "nightly-20240101T030000Z.tar.zst",

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from backupd.config import DestinationConfig
+from backupd.config import LocalDestinationConfig
 from backupd.destinations.local import LocalDestination
 
 from tests.destinations.contract import DestinationContract
@@ -12,7 +12,7 @@ from tests.destinations.contract import DestinationContract
 class TestLocalDestination(DestinationContract):
     @pytest.fixture
     def destination(self, tmp_path):
-        return LocalDestination(DestinationConfig("disk", "local", {"path": tmp_path / "store"}))
+        return LocalDestination(LocalDestinationConfig(name="disk", path=tmp_path / "store"))
 
     @pytest.fixture
     def plant_foreign(self):
