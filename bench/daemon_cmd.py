@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import subprocess
 import sys
 from functools import lru_cache
 from pathlib import Path
+
+from tests import configs
 
 from .measure import REPO_ROOT
 
@@ -17,39 +18,15 @@ BIN = Path(sys.executable).parent
 ENV = {"PYTHONPATH": str(REPO_ROOT)}   # this checkout's backupd, whatever the virtualenv's install says
 
 
-def _q(value) -> str:
-    """A TOML basic string (JSON's escaping is a subset of it)."""
-    return json.dumps(str(value))
-
-
-def write_config(workdir: Path, data: Path | None, *, extra: str = "") -> Path:
+def write_config(workdir: Path, data: Path | None, **job_keys) -> Path:
     """Write a TOML configuration: one directory source on `data`, one local destination, all under `workdir`."""
-    workdir.mkdir(parents=True, exist_ok=True)
     source = data if data is not None else workdir / "empty-source"
     source.mkdir(parents=True, exist_ok=True)
-    text = f"""\
-[daemon]
-state_dir = {_q(workdir / 'state')}
-socket = {_q(workdir / 'backupd.sock')}
-log_level = "warning"
-log_format = "text"
-
-[sources.data]
-type = "directory"
-path = {_q(source)}
-
-[destinations.out]
-type = "local"
-path = {_q(workdir / 'out')}
-
-[jobs.{JOB}]
-schedule = {_q(FAR_FUTURE)}
-sources = ["data"]
-destinations = ["out"]
-{extra}"""
-    path = workdir / "backupd.toml"
-    path.write_text(text)
-    return path
+    return configs.write_config(
+        workdir, daemon={"socket": workdir / "backupd.sock", "log_level": "warning", "log_format": "text"},
+        jobs={JOB: configs.job(["data"], ["out"], schedule=FAR_FUTURE, **job_keys)},
+        sources={"data": configs.directory_source(source)},
+        destinations={"out": configs.local_destination(workdir / "out")})
 
 
 def _script_or_module(script: str, module: str) -> list[str]:

@@ -1,37 +1,17 @@
 """One run, in-process: outcome records, cleanup, and what a stop that cannot wait leaves behind."""
 from __future__ import annotations
 
-import textwrap
-
 from backupd.config import load
 from backupd.jobs.history import History
 from backupd.jobs.runner import Run
-
-CONFIG = """
-[daemon]
-state_dir = "state"
-
-[jobs.main]
-sources = ["files"]
-destinations = ["local"]
-
-[sources.files]
-type = "directory"
-path = "{data}"
-
-[destinations.local]
-type = "local"
-path = "archives"
-"""
+from tests.configs import directory_source, write_config
 
 
 def make_run(tmp_path, data=None) -> Run:
     data = data or tmp_path / "data"
     data.mkdir(exist_ok=True)
     (data / "f.txt").write_text("content")
-    path = tmp_path / "backupd.toml"
-    path.write_text(textwrap.dedent(CONFIG.format(data=data)))
-    config = load(path)
+    config = load(write_config(tmp_path, sources={"files": directory_source(data)}))
     return Run(config=config, job=config.jobs["main"], history=History(config.daemon.state_dir))
 
 

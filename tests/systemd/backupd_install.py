@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from private_systemd import PrivateSystemd
+from tests.configs import directory_source, job, local_destination, toml_text
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGING = REPO / "packaging"
@@ -20,26 +21,12 @@ ARCHIVES = "/var/lib/backupd/archives"
 SPOOL = "/var/lib/backupd/spool"
 DATA = "/srv/data"
 
-CONFIG = """
-[jobs.daily]
-schedule = "{schedule}"
-sources = ["data"]
-destinations = ["local"]
-compression_level = {level}
-catch_up = false
-
-[sources.data]
-type = "directory"
-path = "{data}"
-
-[destinations.local]
-type = "local"
-path = "{archives}"
-"""
-
 
 def config_text(schedule: str = "0 3 * * *", level: int = 3) -> str:
-    return CONFIG.format(schedule=schedule, level=level, data=DATA, archives=ARCHIVES)
+    """The installed configuration: the daemon's defaults (state, socket, group), one job on DATA."""
+    return toml_text({"jobs": {"daily": job(["data"], schedule=schedule, compression_level=level, catch_up=False)},
+                      "sources": {"data": directory_source(DATA)},
+                      "destinations": {"local": local_destination(ARCHIVES)}})
 
 
 def host_paths() -> tuple[str, ...]:
