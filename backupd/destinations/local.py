@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 
+from ..config import LocalDestinationConfig
 from .base import ArchiveMeta, DestinationError, Progress, StoredBackup
 
 SUFFIX = ".tar.zst"
@@ -24,7 +25,7 @@ def fsync_directory(path: Path) -> None:
 
 
 class LocalDestination:
-    def __init__(self, config, *, state_dir: Path | None = None, cancel=None):
+    def __init__(self, config: LocalDestinationConfig, *, state_dir: Path | None = None, cancel=None):
         self.name = config.name
         self.root = Path(config.path)
         self.cancel = cancel

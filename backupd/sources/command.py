@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from ..cancel import Cancelled
+from ..config import CommandSourceConfig
 from .base import MemberSink, SourceError
 
 STDERR_TAIL = 4096          # bytes of standard error kept for the error message
@@ -55,7 +56,7 @@ def _signal_group(pgid: int, sig: int) -> None:
 
 
 class CommandSource:
-    def __init__(self, config) -> None:
+    def __init__(self, config: CommandSourceConfig) -> None:
         self.name = config.name
         self.argv = list(config.command)
         self.output = config.output

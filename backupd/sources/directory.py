@@ -9,6 +9,7 @@ import stat
 from functools import partial
 from pathlib import Path
 
+from ..config import DirectorySourceConfig
 from .base import MemberSink, SourceError
 
 _IFMT = 0o170000
@@ -39,7 +40,7 @@ def exclude_matcher(patterns, root: str = "") -> re.Pattern | None:
 
 
 class DirectorySource:
-    def __init__(self, config) -> None:
+    def __init__(self, config: DirectorySourceConfig) -> None:
         self.name = config.name
         self.root = os.fspath(config.path)
         self.exclude = exclude_matcher(config.exclude, self.root)

@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 from urllib.parse import quote
 
+from ..config import SqliteSourceConfig
 from .base import MemberSink, SourceError
 
 BUSY_TIMEOUT = 30.0     # seconds to wait for a writer's lock before the snapshot fails
@@ -28,7 +29,7 @@ def _member_name(table: str) -> str:
 
 
 class SqliteSource:
-    def __init__(self, config) -> None:
+    def __init__(self, config: SqliteSourceConfig) -> None:
         self.name = config.name
         self.path = Path(config.path)
         self.format = config.format

@@ -17,6 +17,7 @@ from googleapiclient import discovery
 from googleapiclient.discovery_cache import get_static_doc
 from googleapiclient.errors import HttpError
 
+from ...config import DriveDestinationConfig
 from ..base import DestinationError
 from .errors import describe, scrub, transient
 
@@ -155,7 +156,7 @@ class DriveClient:
                 conn.close()
 
 
-def connect(config, where: str) -> DriveClient:
+def connect(config: DriveDestinationConfig, where: str) -> DriveClient:
     """Load the credentials and build the Drive v3 service (pointed at `endpoint` when set)."""
     path = credentials_path(config.credentials, where)
     creds, who, secrets = load_credentials(path, config.scope, config.impersonate, where)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from googleapiclient.http import MediaIoBaseDownload
 
+from ...config import DriveDestinationConfig
 from ..base import ArchiveMeta, DestinationError, Progress, StoredBackup
 from . import client as drive_client
 from .folders import FolderResolver, quote
@@ -21,7 +22,7 @@ DOWNLOAD_CHUNK = 8 * 1024 * 1024
 
 
 class DriveDestination:
-    def __init__(self, config, *, state_dir: Path | None = None, cancel=None, retry_base: float = 1.0):
+    def __init__(self, config: DriveDestinationConfig, *, state_dir: Path | None = None, cancel=None, retry_base: float = 1.0):
         self.name = config.name
         self.config = config
         self.cancel = cancel
