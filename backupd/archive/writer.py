@@ -10,20 +10,21 @@ import os
 import stat
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from hashlib import sha256
 from pathlib import Path
 from typing import BinaryIO, Callable
 
 from .. import __version__
 from ..cancel import CancelToken
-from ..sources.base import SourceError
+from ..util.clock import utc_now
+from ..util.names import MANIFEST_NAME
 from . import tarheader as th
+from .errors import SourceError
+from .inputs import PLAIN_NAME, readinto_from_read, shown_path
 from .manifest import ManifestWriter
-from .sink import PLAIN_NAME, SourceSink, readinto_from_read, shown_path
+from .sink import SourceSink
 from .stream import BUFFER, CompressedStream
 
-MANIFEST_NAME = "MANIFEST.json"
 SMALL_FILE = 128 << 10         # read in one call and hashed as one piece; larger go through pooled buffers
 WARNINGS_KEPT = 1000            # ArchiveStats keeps the first ones; the manifest has them all
 _IFMT, _IFREG = 0o170000, stat.S_IFREG
@@ -157,7 +158,7 @@ class ArchiveWriter:
         self.bytes_in += size
 
     def write_files(self, prefix: str, entries: list, dir_fd: int | None = None) -> None:
-        """Many regular files at once, [(name, path, st or None)]: the hot loop of a directory tree,
+        """Many regular files at once, [(member, entry, st or None)] (`entry` relative to `dir_fd`): the hot loop of a directory tree,
         inlined, with the ustar header joined from a per-owner template. Anything unusual (large,
         changed, a name that needs escaping, an owner or mtime that needs pax) takes _from_fd()."""
         self.check_cancel()
@@ -165,13 +166,13 @@ class ArchiveWriter:
         templates, size_field, plain = self._templates, self._headers.size_field, PLAIN_NAME.fullmatch
         own, lines, members, payload = self._own_inodes, [], 0, 0
         last_mtime, mtime_field, mtime_sum = -1, b"", 0
-        for name, path, st in entries:
-            full = prefix + name
+        for member, entry, st in entries:
+            full = prefix + member
             try:
-                fd = open_(path, _READ_FLAGS, dir_fd=dir_fd)
+                fd = open_(entry, _READ_FLAGS, dir_fd=dir_fd)
             except OSError as exc:
                 self._manifest.files(lines)
-                self._open_failed(full, shown_path(path, dir_fd), exc)
+                self._open_failed(full, shown_path(entry, dir_fd), exc)
                 continue
             try:
                 st = st or fstat(fd)
@@ -184,16 +185,16 @@ class ArchiveWriter:
                 if (size > SMALL_FILE or st.st_mode & _IFMT != _IFREG or st.st_ino in own
                         or not template[0] or mtime != last_mtime or plain(full) is None):
                     self._manifest.files(lines)
-                    self._from_fd(full, path, dir_fd, fd, st)
+                    self._from_fd(full, entry, dir_fd, fd, st)
                     continue
                 data = read(fd, size + 1)
                 if len(data) != size:
-                    data = self._fit(full, shown_path(path, dir_fd), data, size, fd)
+                    data = self._fit(full, shown_path(entry, dir_fd), data, size, fd)
             except BlockingIOError:
-                self.warn(full, f"{shown_path(path, dir_fd)} is no longer a regular file; not archived")
+                self.warn(full, f"{shown_path(entry, dir_fd)} is no longer a regular file; not archived")
                 continue
             except OSError as exc:
-                raise SourceError(f"cannot read {shown_path(path, dir_fd)}: {exc.strerror}") from None
+                raise SourceError(f"cannot read {shown_path(entry, dir_fd)}: {exc.strerror}") from None
             finally:
                 close(fd)
             name_b = full.encode()
@@ -299,7 +300,7 @@ class ArchiveWriter:
             raise RuntimeError("ArchiveWriter.finish() called twice or outside its 'with' block")
         self.check_cancel()
         payload = self.bytes_in
-        totals = {"finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        totals = {"finished": utc_now().isoformat(timespec="seconds"),
                   "member_count": self.members, "bytes_in": self.bytes_in,
                   "warning_count": self._warning_count}
         size = self._manifest.close(totals)

@@ -1,16 +1,10 @@
 """backupctl's human output: tables, sizes, times (stdlib only: backupctl must start fast)."""
 from __future__ import annotations
 
+from backupd.util.units import human_size
+
+
 # -- formatting --------------------------------------------------------------------------------------------------
-def human_size(size) -> str:
-    if size is None:
-        return "-"
-    if size < 1024:
-        return f"{int(size)} B"
-    for unit in ("KiB", "MiB", "GiB", "TiB"):
-        size /= 1024
-        if size < 1024 or unit == "TiB":
-            return f"{size:.1f} {unit}"
 
 
 def _parse_time(text):

@@ -4,11 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..util.names import MANIFEST_NAME   # the archive's own member; no source may be named like it
 from . import fields as f
 from .model import SourceConfig
 from .schema import key
-
-MANIFEST_NAME = "MANIFEST.json"   # the archive's own member; no source may be named like it
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,16 +1,9 @@
 """The one-line status systemd shows (STATUS=) and `backupctl status` repeats."""
 from __future__ import annotations
 
-from ..jobs.result import iso
-
-
-def human_size(count: int | float | None) -> str:
-    value = float(count or 0)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value} B"
+from ..jobs.result import Status
+from ..util.clock import iso
+from ..util.units import human_size
 
 
 def _running_text(run) -> str:
@@ -32,7 +25,7 @@ def _idle_text(daemon) -> str:
 def _last_failure(daemon) -> str:
     for name in daemon.config.jobs:
         last = daemon.history.last_run(name)
-        if last and last.status == "failed" and last.error:
+        if last and last.status == Status.FAILED and last.error:
             return f"; last run of {name} failed: {last.error.message}"[:200]
     return ""
 

@@ -8,7 +8,7 @@ import os
 import shutil
 from pathlib import Path
 
-from ..destinations.local import fsync_directory
+from ..util.files import fsync_directory
 
 PARTIAL = ".partial"
 WORKDIR = ".work"

@@ -5,26 +5,28 @@ import os
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from ..archive.errors import SourceError
 
-class SourceError(Exception):
-    """A source could not be read; the message names the path or command and what to do."""
+__all__ = ["MemberSink", "Source", "SourceError"]
 
 
 class MemberSink(Protocol):
-    """What the archive writer offers a source. Member names are relative to the source's folder."""
+    """What the archive writer offers a source (archive.sink.SourceSink). Member names are relative to the
+    source's folder."""
 
-    def add_directory(self, name: str, st: os.stat_result) -> None: ...
-    def add_file(self, name: str, path: str, st: os.stat_result | None, *, dir_fd: int | None = None) -> None:
+    def add_directory(self, member: str, st: os.stat_result) -> None: ...
+    def add_file(self, member: str, path: str, st: os.stat_result | None, *, dir_fd: int | None = None) -> None:
         """Read `path` (relative to `dir_fd` when given) into the archive; `st=None`: the writer stats the
         open file. A file that changes or vanishes while read is a warning, and the tar stays valid."""
     def add_files(self, entries: list[tuple[str, str, os.stat_result | None]], *,
                   dir_fd: int | None = None) -> None:
-        """add_file for a batch of small files (the fast path for trees of many tiny files)."""
-    def add_symlink(self, name: str, target: str, st: os.stat_result) -> None: ...
-    def add_stream(self, name: str, stream: BinaryIO, size: int, mode: int = 0o600,
+        """add_file for a batch of small files, each (member, entry name relative to `dir_fd`, stat or None):
+        the fast path for trees of many tiny files."""
+    def add_symlink(self, member: str, target: str, st: os.stat_result) -> None: ...
+    def add_stream(self, member: str, stream: BinaryIO, size: int, mode: int = 0o600,
                    mtime: float | None = None) -> None:
         """Copy exactly `size` bytes from `stream`."""
-    def warn(self, name: str, message: str) -> None:
+    def warn(self, member: str, message: str) -> None:
         """Record a non-fatal problem in the manifest and the log."""
     def check_cancel(self) -> None: ...
 

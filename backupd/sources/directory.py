@@ -99,12 +99,12 @@ class DirectorySource:
         exclude, batch = self.exclude, []
         add_files = getattr(sink, "add_files", None) or partial(_one_by_one, sink)
         for entry in entries:
-            name = entry.name
-            rel = prefix + name
-            if exclude is not None and (exclude.match(rel) or exclude.match(name)):
+            name = entry.name                           # opened relative to dir_fd
+            member = prefix + name                      # the path relative to the source's root
+            if exclude is not None and (exclude.match(member) or exclude.match(name)):
                 continue
             if entry.is_file(follow_symlinks=False):   # from the directory listing: no stat call
-                batch.append((rel, name, None))         # the writer stats the file once it is open
+                batch.append((member, name, None))      # the writer stats the file once it is open
                 if len(batch) >= BATCH:
                     add_files(batch, dir_fd=dir_fd)
                     batch.clear()
@@ -113,20 +113,20 @@ class DirectorySource:
                 st = entry.stat(follow_symlinks=False)
                 kind = st.st_mode & _IFMT
                 if kind == stat.S_IFREG:
-                    add_files([(rel, name, st)], dir_fd=dir_fd)
+                    add_files([(member, name, st)], dir_fd=dir_fd)
                 elif kind == stat.S_IFDIR:
-                    subdirs.append((f"{path}/{name}", rel + "/", st))
+                    subdirs.append((f"{path}/{name}", member + "/", st))
                 elif kind == stat.S_IFLNK:
-                    sink.add_symlink(rel, os.readlink(name, dir_fd=dir_fd), st)
+                    sink.add_symlink(member, os.readlink(name, dir_fd=dir_fd), st)
                 else:
-                    sink.warn(rel, f"{path}/{name} is a {_SPECIAL_KINDS.get(kind, 'special file')}; skipped")
+                    sink.warn(member, f"{path}/{name} is a {_SPECIAL_KINDS.get(kind, 'special file')}; skipped")
             except FileNotFoundError:
-                sink.warn(rel, f"{path}/{name} vanished before it was read; not archived")
+                sink.warn(member, f"{path}/{name} vanished before it was read; not archived")
         if batch:
             add_files(batch, dir_fd=dir_fd)
 
 
 def _one_by_one(sink: MemberSink, batch: list, *, dir_fd: int) -> None:
     """add_files for a sink that only offers add_file."""
-    for name, path, st in batch:
-        sink.add_file(name, path, st, dir_fd=dir_fd)
+    for member, entry, st in batch:
+        sink.add_file(member, entry, st, dir_fd=dir_fd)

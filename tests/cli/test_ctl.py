@@ -22,7 +22,7 @@ SCRIPT = [str(BIN)] if BIN.exists() else ["-m", "backupd.cli.ctl"]   # the conso
 BACKUPCTL = SCRIPT if BIN.exists() else [sys.executable] + SCRIPT
 HEAVY = ("apscheduler", "google", "googleapiclient", "zstandard", "sdnotify", "pythonjsonlogger", "httplib2")
 ALLOWED_OWN = {"backupd", "backupd.cli", "backupd.cli.ctl", "backupd.cli.ctl_format", "backupd.daemon",
-               "backupd.daemon.protocol"}
+               "backupd.daemon.protocol", "backupd.util", "backupd.util.units"}   # util: the stdlib-only bottom layer
 
 
 def run_record(status="success", **changes):

@@ -10,6 +10,7 @@ import threading
 import urllib.request
 
 from backupd.destinations.gdrive import login
+from backupd.util import files
 from backupd.destinations.gdrive.destination import DriveDestination
 from tests.destinations.helpers import gdrive_config
 from tests.waiting import wait_for
@@ -58,9 +59,9 @@ def test_private_file_is_created_0600_and_replaces_atomically(tmp_path, monkeypa
     target.write_text("old")
     target.chmod(0o644)
     modes = []
-    real_replace = login.os.replace
-    monkeypatch.setattr(login.os, "replace",
-                        lambda src, dst: (modes.append(stat.S_IMODE(login.os.stat(src).st_mode)),
+    real_replace = files.os.replace
+    monkeypatch.setattr(files.os, "replace",
+                        lambda src, dst: (modes.append(stat.S_IMODE(files.os.stat(src).st_mode)),
                                           real_replace(src, dst)))
     login.write_private_json(target, {"type": "authorized_user"})
     assert modes == [0o600]

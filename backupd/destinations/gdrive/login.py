@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
+from ...util.files import write_atomic
 from .client import GOOGLE_TOKEN_URI, SCOPES
 from .errors import scrub
 
@@ -40,17 +39,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 def write_private_json(path: Path, info: dict) -> None:
     """Write JSON atomically into a file that is 0600 from its creation (never chmod-ed afterwards)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)   # mkstemp creates 0600
-    try:
-        with os.fdopen(fd, "w") as out:
-            json.dump(info, out, indent=2)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, json.dumps(info, indent=2).encode(), mode=0o600)
 
 
 def authorized_user_info(creds) -> dict:
