@@ -5,6 +5,7 @@ import json
 import os
 import sys
 import time
+from collections import namedtuple
 
 from backupd.daemon import protocol as proto
 
@@ -17,7 +18,7 @@ PLAIN_PROGRESS_EVERY = 5.0    # seconds between progress lines when stderr is no
 
 
 # -- progress display --------------------------------------------------------------------------------------------
-class Progress:
+class WaitProgress:
     """Progress of trigger --wait on stderr: one line redrawn in place on a terminal, sparse lines otherwise."""
 
     def __init__(self, enabled: bool, stream=sys.stderr) -> None:
@@ -69,22 +70,31 @@ def text_value(text: str, option: str) -> str:
 GLOBAL_OPTIONS = {"--socket": ("socket", text_value, f"control socket (default: $BACKUPD_SOCKET or {DEFAULT_SOCKET})"),
                   "--json": ("json", None, "print the machine-readable JSON result")}
 JOB_OPTION = {"--job": ("job", text_value, "only this job")}
-# command: (help, positional argument or None, options, request arguments with their defaults)
+# summary: the help line; positional: the request argument a bare word fills, or None; options: as
+# GLOBAL_OPTIONS; request: the request arguments sent to the daemon, with their defaults
+Command = namedtuple("Command", "summary positional options request")
 COMMANDS = {
-    "status": ("daemon, jobs, next runs, last results, run in progress", None, {}, {}),
-    "trigger": ("start a backup run of JOB (may be omitted when there is only one job)", "job",
-                {"--wait": ("wait", None, "show progress and end with the run's result"),
-                 "--upload-pending": ("upload_pending", None, "only retry uploads that are pending")},
-                {"job": None, "wait": False, "upload_pending": False}),
-    "history": ("recent runs, newest first", None,
-                {**JOB_OPTION, "--limit": ("limit", positive_int, "at most N runs (default 20)")},
-                {"job": None, "limit": 20}),
-    "list": ("backups present at the destinations", None,
-             {**JOB_OPTION, "--destination": ("destination", text_value, "only this destination")},
-             {"job": None, "destination": None}),
-    "reload": ("validate and load the configuration file again", None, {}, {}),
-    "drive-login": ("authorise Google Drive access (backupctl drive-login --help)", None, {}, {}),
+    "status": Command("daemon, jobs, next runs, last results, run in progress", None, {}, {}),
+    "trigger": Command("start a backup run of JOB (may be omitted when there is only one job)", "job",
+                       {"--wait": ("wait", None, "show progress and end with the run's result"),
+                        "--upload-pending": ("upload_pending", None, "only retry uploads that are pending")},
+                       {"job": None, "wait": False, "upload_pending": False}),
+    "history": Command("recent runs, newest first", None,
+                       {**JOB_OPTION, "--limit": ("limit", positive_int,
+                                                  f"at most N runs (default {proto.HISTORY_LIMIT})")},
+                       {"job": None, "limit": proto.HISTORY_LIMIT}),
+    "list": Command("backups present at the destinations", None,
+                    {**JOB_OPTION, "--destination": ("destination", text_value, "only this destination")},
+                    {"job": None, "destination": None}),
+    "reload": Command("validate and load the configuration file again", None, {}, {}),
 }
+
+
+def setup_commands() -> dict:
+    """The destinations' set-up commands (drive-login), name -> SetupCommand: run by backupctl itself, not
+    the daemon. Imported only when asked for, so the daemon's verbs start with the stdlib and the protocol."""
+    from backupd.destinations.commands import SETUP_COMMANDS
+    return SETUP_COMMANDS
 USAGE = "usage: backupctl [--socket PATH] [--json] COMMAND [ARGS]"
 
 
@@ -99,10 +109,10 @@ class HelpRequested(Exception):
 def help_text(command: str | None) -> str:
     if command is None:
         lines = [USAGE, "", "Control the backupd daemon.", "", "commands:"]
-        lines += [f"  {name:12s} {entry[0]}" for name, entry in COMMANDS.items()]
+        lines += [f"  {name:12s} {entry.summary}" for name, entry in {**COMMANDS, **setup_commands()}.items()]
         options = GLOBAL_OPTIONS
     else:
-        summary, positional, options, _ = COMMANDS[command]
+        summary, positional, options = COMMANDS[command][:3]
         flags = " ".join(f"[{o}]" if c is None else f"[{o} {d.upper()}]" for o, (d, c, _) in options.items())
         lines = [f"usage: backupctl {command}" + (f" [{positional.upper()}]" if positional else "") + f" {flags}",
                  "", summary]
@@ -135,18 +145,19 @@ def parse_args(argv: list[str]) -> dict:
             raise HelpRequested(command)
         if token.startswith("-") and token != "-":
             name, equals, inline = token.partition("=")
-            table = {**GLOBAL_OPTIONS, **(COMMANDS[command][2] if command else {})}
+            table = {**GLOBAL_OPTIONS, **(COMMANDS[command].options if command else {})}
             if name not in table:
                 raise UsageError(f"unknown option {name}" + (f" for {command}" if command else ""))
             _take_option(name, inline if equals else None, table, rest, options)
         elif command is None:
-            if token not in COMMANDS:
-                raise UsageError(f"unknown command {token!r}; commands: {', '.join(COMMANDS)}")
             options["command"] = token
-            if token == "drive-login":  # everything after it belongs to the login helper
-                options["login_args"], rest = rest, []
-        elif COMMANDS[command][1] and COMMANDS[command][1] not in options:
-            options[COMMANDS[command][1]] = token
+            if token not in COMMANDS:
+                if token not in setup_commands():
+                    known = ", ".join([*COMMANDS, *setup_commands()])
+                    raise UsageError(f"unknown command {token!r}; commands: {known}")
+                options["setup_args"], rest = rest, []   # everything after it belongs to the command
+        elif COMMANDS[command].positional and COMMANDS[command].positional not in options:
+            options[COMMANDS[command].positional] = token
         else:
             raise UsageError(f"unexpected argument {token!r} for {command}")
     if options["command"] is None:
@@ -155,17 +166,17 @@ def parse_args(argv: list[str]) -> dict:
 
 
 def request_args(options: dict) -> dict:
-    return {name: options.get(name, default) for name, default in COMMANDS[options["command"]][3].items()}
+    return {name: options.get(name, default) for name, default in COMMANDS[options["command"]].request.items()}
 
 
-def drive_login(argv: list[str]) -> int:
-    """Delegate to the Google Drive login helper, imported only here."""
+def run_setup_command(name: str, argv: list[str]) -> int:
+    """A destination's set-up command (drive-login), whose libraries are imported only here."""
+    from backupd.destinations.commands import run_setup_command as run
     try:
-        from backupd.destinations.gdrive.login import main as login_main
+        return run(name, argv)
     except ImportError as exc:
-        print(f"backupctl: drive-login is not available in this installation ({exc})", file=sys.stderr)
+        print(f"backupctl: {name} is not available in this installation ({exc})", file=sys.stderr)
         return EXIT_FAILED
-    return login_main(argv)
 
 
 def fail(message: str, code: int) -> int:
@@ -191,7 +202,7 @@ def execute(options: dict) -> int:
     command, as_json = options["command"], options["json"]
     path = options["socket"] or os.environ.get("BACKUPD_SOCKET") or DEFAULT_SOCKET
     waiting = command == "trigger" and options.get("wait", False)
-    progress = Progress(enabled=waiting and (not as_json or sys.stderr.isatty()))
+    progress = WaitProgress(enabled=waiting and (not as_json or sys.stderr.isatty()))
     try:
         try:
             result = proto.call(path, command, request_args(options),
@@ -219,8 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"{USAGE}\nbackupctl: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    if options["command"] == "drive-login":
-        return drive_login(options["login_args"])
+    if options["command"] not in COMMANDS:
+        return run_setup_command(options["command"], options["setup_args"])
     return execute(options)
 
 

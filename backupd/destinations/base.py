@@ -8,22 +8,33 @@ Semantics every destination honours (checked by one contract suite, tests/destin
 - fetch(name, out_path) writes the archive's exact bytes to out_path.
 - delete(name) removes one archive; deleting a name that is absent is not an error (idempotent).
 - Errors are DestinationError with a `kind`; `permanent` says whether retrying can help.
+- `verb` says what store() does, for progress ("storing on" a disk, "uploading to" a remote service).
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Callable, Protocol
 
-Progress = Callable[[int, int], None]   # (bytes done, bytes total)
+ProgressCallback = Callable[[int, int], None]   # (bytes done, bytes total)
 
-KINDS = ("auth", "quota", "not-found", "network", "verify", "io", "config")
+
+class ErrorKind(StrEnum):
+    """What kind of failure a DestinationError is (recorded with the run; decides what the operator does)."""
+    AUTH = "auth"
+    QUOTA = "quota"
+    NOT_FOUND = "not-found"
+    NETWORK = "network"
+    VERIFY = "verify"
+    IO = "io"
+    CONFIG = "config"
 
 
 class DestinationError(Exception):
-    """A destination failed. `kind` is one of KINDS; `permanent` is False when a later retry may work."""
+    """A destination failed. `kind` is an ErrorKind; `permanent` is False when a later retry may work."""
 
-    def __init__(self, message: str, kind: str = "io", permanent: bool = True):
+    def __init__(self, message: str, kind: ErrorKind = ErrorKind.IO, permanent: bool = True):
         super().__init__(message)
         self.kind = kind
         self.permanent = permanent
@@ -63,9 +74,20 @@ class StoredBackup:
 
 class Destination(Protocol):
     name: str
+    verb: str       # "storing on" / "uploading to": the progress stage is f"{verb} {name}"
 
-    def store(self, archive: Path, meta: ArchiveMeta, progress: Progress | None = None) -> StoredBackup: ...
+    def store(self, archive: Path, meta: ArchiveMeta,
+              progress: ProgressCallback | None = None) -> StoredBackup: ...
     def list(self, job: str | None = None) -> list[StoredBackup]: ...
     def fetch(self, name: str, out_path: Path) -> None: ...
     def delete(self, name: str) -> None: ...
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class SetupCommand:
+    """A command a destination type provides for its set-up (e.g. drive-login), run as
+    `backupctl NAME ...` and `backupd NAME ...`; `target` is a lazy 'module:function' taking argv."""
+
+    summary: str
+    target: str

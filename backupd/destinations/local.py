@@ -8,29 +8,25 @@ import os
 from pathlib import Path
 
 from ..config import LocalDestinationConfig
-from .base import ArchiveMeta, DestinationError, Progress, StoredBackup
+from ..util.files import fsync_directory, write_atomic
+from ..util.names import ARCHIVE_SUFFIX
+from .base import ArchiveMeta, DestinationError, ErrorKind, ProgressCallback, StoredBackup
 
-SUFFIX = ".tar.zst"
+SUFFIX = ARCHIVE_SUFFIX
 SIDECAR = ".meta.json"
 PARTIAL_PREFIX = ".partial-"
 COPY_BLOCK = 4 * 1024 * 1024
 
 
-def fsync_directory(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class LocalDestination:
+    verb = "storing on"
+
     def __init__(self, config: LocalDestinationConfig, *, state_dir: Path | None = None, cancel=None):
         self.name = config.name
         self.root = Path(config.path)
         self.cancel = cancel
 
-    def store(self, archive: Path, meta: ArchiveMeta, progress: Progress | None = None) -> StoredBackup:
+    def store(self, archive: Path, meta: ArchiveMeta, progress: ProgressCallback | None = None) -> StoredBackup:
         final = self.root / meta.name
         try:
             self.root.mkdir(parents=True, exist_ok=True)
@@ -53,7 +49,7 @@ class LocalDestination:
             return self._stored(final, info)
         return None
 
-    def _place(self, archive: Path, partial: Path, meta: ArchiveMeta, progress: Progress | None) -> None:
+    def _place(self, archive: Path, partial: Path, meta: ArchiveMeta, progress: ProgressCallback | None) -> None:
         partial.unlink(missing_ok=True)
         try:
             os.link(archive, partial)   # same file system: no copy, the same verified bytes
@@ -62,7 +58,7 @@ class LocalDestination:
         if progress:
             progress(meta.size, meta.size)
 
-    def _copy(self, archive: Path, partial: Path, meta: ArchiveMeta, progress: Progress | None) -> None:
+    def _copy(self, archive: Path, partial: Path, meta: ArchiveMeta, progress: ProgressCallback | None) -> None:
         digest = hashlib.sha256()
         done = 0
         try:
@@ -83,13 +79,11 @@ class LocalDestination:
         if digest.hexdigest() != meta.sha256:
             partial.unlink(missing_ok=True)
             raise DestinationError(f"local destination '{self.name}': copy of {meta.name} does not "
-                                   "match its sha256; the disk may be failing", kind="verify")
+                                   "match its sha256; the disk may be failing", kind=ErrorKind.VERIFY)
 
     def _write_sidecar(self, meta: ArchiveMeta) -> None:
-        sidecar = self.root / (meta.name + SIDECAR)
-        tmp = sidecar.with_name(PARTIAL_PREFIX + sidecar.name)
-        tmp.write_text(json.dumps(meta.__dict__, sort_keys=True))
-        os.replace(tmp, sidecar)
+        write_atomic(self.root / (meta.name + SIDECAR), json.dumps(meta.__dict__, sort_keys=True).encode(),
+                     mode=0o666, tmp_prefix=PARTIAL_PREFIX)
 
     def _sidecar(self, archive: Path) -> dict:
         try:
@@ -123,7 +117,7 @@ class LocalDestination:
                     dst.write(block)
         except FileNotFoundError:
             raise DestinationError(f"local destination '{self.name}': no backup named {name}",
-                                   kind="not-found") from None
+                                   kind=ErrorKind.NOT_FOUND) from None
 
     def delete(self, name: str) -> None:
         path = self._path_of(name)
@@ -135,13 +129,16 @@ class LocalDestination:
     def _path_of(self, name: str) -> Path:
         if "/" in name or not name.endswith(SUFFIX) or name.startswith("."):
             raise DestinationError(f"local destination '{self.name}': {name!r} is not a backup name",
-                                   kind="not-found")
+                                   kind=ErrorKind.NOT_FOUND)
         return self.root / name
 
     def close(self) -> None:
         pass
 
 
-def _kind(exc: OSError) -> str:
-    return {errno.ENOSPC: "quota", errno.EDQUOT: "quota", errno.EACCES: "auth",
-            errno.EPERM: "auth", errno.ENOENT: "not-found"}.get(exc.errno, "io")
+_KIND_OF_ERRNO = {errno.ENOSPC: ErrorKind.QUOTA, errno.EDQUOT: ErrorKind.QUOTA, errno.EACCES: ErrorKind.AUTH,
+                  errno.EPERM: ErrorKind.AUTH, errno.ENOENT: ErrorKind.NOT_FOUND}
+
+
+def _kind(exc: OSError) -> ErrorKind:
+    return _KIND_OF_ERRNO.get(exc.errno, ErrorKind.IO)

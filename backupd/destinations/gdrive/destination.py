@@ -8,7 +8,7 @@ from pathlib import Path
 from googleapiclient.http import MediaIoBaseDownload
 
 from ...config import DriveDestinationConfig
-from ..base import ArchiveMeta, DestinationError, Progress, StoredBackup
+from ..base import ArchiveMeta, DestinationError, ProgressCallback, StoredBackup
 from . import client as drive_client
 from .folders import FolderResolver, quote
 from .retry import Backoff
@@ -22,6 +22,8 @@ DOWNLOAD_CHUNK = 8 * 1024 * 1024
 
 
 class DriveDestination:
+    verb = "uploading to"
+
     def __init__(self, config: DriveDestinationConfig, *, state_dir: Path | None = None, cancel=None, retry_base: float = 1.0):
         self.name = config.name
         self.config = config
@@ -70,7 +72,7 @@ class DriveDestination:
         return found
 
     # the Destination protocol ----------------------------------------------------------------------
-    def store(self, archive: Path, meta: ArchiveMeta, progress: Progress | None = None) -> StoredBackup:
+    def store(self, archive: Path, meta: ArchiveMeta, progress: ProgressCallback | None = None) -> StoredBackup:
         size = os.stat(archive).st_size
         if size != meta.size:
             raise DestinationError(f"{self.where}: {archive} has {size} bytes, the run recorded "

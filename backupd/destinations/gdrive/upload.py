@@ -12,7 +12,7 @@ import google.auth.exceptions
 from googleapiclient.errors import HttpError
 from googleapiclient.http import MediaUpload
 
-from ..base import DestinationError, Progress
+from ..base import DestinationError, ProgressCallback
 from .client import TRANSIENT_ERRORS, DriveClient
 from .errors import describe, to_error, transient
 from .retry import Backoff
@@ -80,7 +80,7 @@ class ResumableUpload:
     """One file's upload: create() starts it, run() drives it to the final file resource."""
 
     def __init__(self, client: DriveClient, body: dict, media: HashingFileMedia, fields: str,
-                 backoff: Backoff, cancel=None, progress: Progress | None = None):
+                 backoff: Backoff, cancel=None, progress: ProgressCallback | None = None):
         self.client, self.body, self.media, self.fields = client, body, media, fields
         self.backoff, self.cancel, self.progress = backoff, cancel, progress
         self.sessions = 0
