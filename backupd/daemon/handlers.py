@@ -8,7 +8,10 @@ import time
 from .. import __version__
 from ..destinations import registry as destination_registry
 from ..destinations.base import DestinationError
-from ..jobs.result import iso
+from ..jobs.result import Status, Trigger
+from ..jobs.runner import Action
+from ..util.clock import iso
+from . import protocol as proto
 from .control import CommandError
 from .runs import Busy
 
@@ -39,7 +42,7 @@ class Handlers:
                 "jobs": [self._job_status(job) for job in daemon.config.jobs.values()]}
 
     def _job_status(self, job) -> dict:
-        finished = [r for r in self.daemon.history.runs(job.name, limit=3) if r.status != "running"]
+        finished = [r for r in self.daemon.history.runs(job.name, limit=3) if r.status != Status.RUNNING]
         active = self.daemon.runs.active(job.name)
         return {"name": job.name, "schedule": job.schedule, "timezone": job.timezone,
                 "next_run": iso(self.daemon.scheduler.next_run(job.name)),
@@ -50,8 +53,8 @@ class Handlers:
     def trigger(self, args, peer, emit) -> dict:
         job_name = self._job_name(args.get("job"))
         try:
-            run, started = self.daemon.runs.start(job_name, "manual",
-                                                  upload_pending_only=bool(args.get("upload_pending")))
+            action = Action.UPLOAD_PENDING if args.get("upload_pending") else Action.BACKUP
+            run, started = self.daemon.runs.start(job_name, Trigger.MANUAL, action)
         except Busy as exc:
             raise CommandError(str(exc)) from None
         log.info("trigger", extra={"job": job_name, "run_id": run.run_id, "started": started,
@@ -73,7 +76,7 @@ class Handlers:
         return requested
 
     def history(self, args, peer, emit) -> dict:
-        limit = args.get("limit") or 20
+        limit = args.get("limit") or proto.HISTORY_LIMIT
         if not isinstance(limit, int) or not 1 <= limit <= 1000:
             raise CommandError("limit must be a whole number from 1 to 1000")
         job = args.get("job")

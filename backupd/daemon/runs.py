@@ -6,7 +6,8 @@ import threading
 import time
 from typing import Callable
 
-from ..jobs.runner import Run
+from ..jobs.result import Trigger
+from ..jobs.runner import Action, Run
 
 log = logging.getLogger("backupd.runs")
 
@@ -25,7 +26,7 @@ class RunManager:
         self._finished = threading.Condition(self._lock)
         self._closed = False
 
-    def start(self, job_name: str, trigger: str, upload_pending_only: bool = False) -> tuple[Run, bool]:
+    def start(self, job_name: str, trigger: Trigger, action: Action = Action.BACKUP) -> tuple[Run, bool]:
         """Start a run of `job_name`, or return the one already going: (run, started)."""
         with self._lock:
             if self._closed:
@@ -36,8 +37,8 @@ class RunManager:
                                                            "trigger": trigger})
                 return run, False
             config = self._config()
-            run = Run(config=config, job=config.jobs[job_name], history=self._history, trigger=trigger,
-                      upload_pending_only=upload_pending_only)
+            run = Run(config=config, job=config.jobs[job_name], history=self._history, trigger=Trigger(trigger),
+                      action=action)
             thread = threading.Thread(target=self._execute, args=(run,), name=f"run-{job_name}", daemon=True)
             self._active[job_name] = (run, thread)
             thread.start()

@@ -8,7 +8,8 @@ import threading
 from datetime import datetime
 from pathlib import Path
 
-from .result import RunRecord, iso
+from ..util.clock import iso, parse_iso
+from .result import RunRecord, Status
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -46,15 +47,16 @@ class History:
     def mark_interrupted(self) -> list[str]:
         """Runs left 'running' by a process that died: mark them interrupted; return their ids."""
         stale = [RunRecord.from_dict(json.loads(row[0]))
-                 for row in self._run("SELECT record FROM runs WHERE status = 'running'")]
+                 for row in self._run("SELECT record FROM runs WHERE status = ?", (Status.RUNNING,))]
         for record in stale:
-            record.fail("internal", "the daemon stopped while this run was in progress; "
-                        "its temporary files were discarded")
-            record.status = "interrupted"
+            record.interrupt("the daemon stopped while this run was in progress; "
+                             "its temporary files were discarded")
             self.save(record)
         return [record.run_id for record in stale]
 
-    def runs(self, job: str | None = None, limit: int = 20) -> list[RunRecord]:
+    def runs(self, job: str | None = None, limit: int | None = None) -> list[RunRecord]:
+        """The newest `limit` runs (all when None), newest first."""
+        limit = -1 if limit is None else limit      # SQLite: a negative LIMIT is no limit
         where, params = ("WHERE job = ?", (job,)) if job else ("", ())
         rows = self._run(f"SELECT record FROM runs {where} ORDER BY started DESC, rowid DESC LIMIT ?",
                          (*params, limit))
@@ -70,7 +72,7 @@ class History:
 
     def last_slot(self, job: str) -> datetime | None:
         rows = self._run("SELECT last_slot FROM job_state WHERE job = ?", (job,))
-        return datetime.fromisoformat(rows[0][0].replace("Z", "+00:00")) if rows and rows[0][0] else None
+        return parse_iso(rows[0][0]) if rows else None
 
     def set_last_slot(self, job: str, slot: datetime) -> None:
         self._run("INSERT OR REPLACE INTO job_state VALUES (?, ?)", (job, iso(slot)))

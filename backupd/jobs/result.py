@@ -3,20 +3,43 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
+from enum import StrEnum
 from typing import Callable
 
-TRIGGERS = ("schedule", "manual", "catch-up")
-STATUSES = ("running", "success", "failed", "interrupted")
-CATEGORIES = ("config", "source", "archive", "destination", "internal")
+from ..util.clock import iso, parse_iso, utc_now
 
 
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+class Trigger(StrEnum):
+    """What started a run."""
+    SCHEDULE = "schedule"
+    MANUAL = "manual"
+    CATCH_UP = "catch-up"
 
 
-def iso(moment: datetime | None) -> str | None:
-    return moment.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z") if moment else None
+class Status(StrEnum):
+    """Where a run is, or how it ended."""
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+
+
+class Category(StrEnum):
+    """What a failed run's error is about (the operator's first question: whose problem is it?)."""
+    CONFIG = "config"
+    SOURCE = "source"
+    ARCHIVE = "archive"
+    DESTINATION = "destination"
+    INTERNAL = "internal"
+
+
+class DestinationStatus(StrEnum):
+    """One destination's part of a run."""
+    PENDING = "pending"
+    SUCCESS = "success"
+    FAILED = "failed"
+    PENDING_UPLOAD = "pending-upload"     # kept in the spool; the next run (or --upload-pending) retries
 
 
 def new_run_id() -> str:
@@ -34,7 +57,7 @@ class RunError:
 @dataclass
 class DestinationResult:
     name: str
-    status: str = "pending"       # pending | success | failed | pending-upload
+    status: DestinationStatus = DestinationStatus.PENDING
     location: str = ""
     file_id: str = ""
     link: str = ""
@@ -52,7 +75,7 @@ class ArchiveInfo:
 
 
 @dataclass
-class Progress:
+class RunProgress:
     """Live progress of a running run; written by the run's thread, read by status queries.
 
     While archiving, `counter` reads the writer's byte count, so the count is live without callbacks."""
@@ -81,8 +104,8 @@ class Progress:
 class RunRecord:
     run_id: str
     job: str
-    trigger: str
-    status: str = "running"
+    trigger: Trigger
+    status: Status = Status.RUNNING
     started: datetime = field(default_factory=utc_now)
     ended: datetime | None = None
     archive: ArchiveInfo | None = None
@@ -91,9 +114,14 @@ class RunRecord:
     warnings: int = 0
     pid: int = 0
 
-    def fail(self, category: str, message: str, kind: str = "") -> None:
-        self.status = "failed"
+    def fail(self, category: Category, message: str, kind: str = "") -> None:
+        self.status = Status.FAILED
         self.error = RunError(category=category, message=message, kind=kind)
+
+    def interrupt(self, message: str) -> None:
+        """The run stopped before its end (a stop, a cancel, a dead process); nothing partial is kept."""
+        self.status = Status.INTERRUPTED
+        self.error = RunError(category=Category.INTERNAL, message=message)
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -105,13 +133,18 @@ class RunRecord:
     def from_dict(cls, data: dict) -> "RunRecord":
         data = dict(data)
         data.pop("pid", None)
-        data["started"] = _parse(data.get("started"))
-        data["ended"] = _parse(data.get("ended"))
+        data["trigger"], data["status"] = Trigger(data["trigger"]), Status(data.get("status", Status.RUNNING))
+        data["started"] = parse_iso(data.get("started"))
+        data["ended"] = parse_iso(data.get("ended"))
         data["archive"] = ArchiveInfo(**data["archive"]) if data.get("archive") else None
-        data["destinations"] = [DestinationResult(**d) for d in data.get("destinations") or []]
-        data["error"] = RunError(**data["error"]) if data.get("error") else None
+        data["destinations"] = [_destination(d) for d in data.get("destinations") or []]
+        data["error"] = _error(data["error"]) if data.get("error") else None
         return cls(**data)
 
 
-def _parse(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+def _destination(data: dict) -> DestinationResult:
+    return DestinationResult(**{**data, "status": DestinationStatus(data.get("status", "pending"))})
+
+
+def _error(data: dict) -> RunError:
+    return RunError(**{**data, "category": Category(data["category"])})

@@ -1,4 +1,4 @@
-"""One run of one job: fresh sources -> archive in the spool -> destinations -> record.
+"""One run of one job: the steps of its action (archive -> store -> pending uploads), then the record.
 
 A run builds everything it uses from the configuration it is given and shares nothing with other runs,
 so a failing run cannot disturb the daemon or the next run.
@@ -6,38 +6,30 @@ so a failing run cannot disturb the daemon or the next run.
 from __future__ import annotations
 
 import logging
-import re
-import socket
-import time
 from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
 
 from .. import __version__
 from ..cancel import CancelToken, Cancelled
 from ..config import Config, JobConfig
-from ..sources import registry as source_registry
-from ..sources.base import SourceError
+from ..destinations.base import ArchiveMeta
+from ..util.clock import iso, utc_now
+from .actions.archive import ArchiveContext, archive_name, host_name, write_archive
+from .actions.pending import upload_pending
+from .actions.store import StoreContext, store_everywhere
+from .errors import RunFailed
 from .history import History
-from .result import ArchiveInfo, Progress, RunRecord, iso, new_run_id, utc_now
+from .result import ArchiveInfo, Category, RunProgress, RunRecord, Status, Trigger, new_run_id
 from .spool import Spool
-from .store import store_everywhere, upload_pending
 
 log = logging.getLogger("backupd.run")
 
 
-class RunFailed(Exception):
-    """Ends a run with an error category and a message that says what to do."""
-
-    def __init__(self, category: str, message: str):
-        super().__init__(message)
-        self.category = category
-
-
-def host_name() -> str:
-    return re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname()) or "host"
-
-
-def archive_name(job: str, started, run_id: str) -> str:
-    return f"{job}-{host_name()}-{started.strftime('%Y%m%dT%H%M%SZ')}-{run_id[:8]}.tar.zst"
+class Action(StrEnum):
+    """What a run does (backupctl trigger: a backup; trigger --upload-pending: only the pending uploads)."""
+    BACKUP = "backup"
+    UPLOAD_PENDING = "upload-pending"
 
 
 @dataclass
@@ -47,114 +39,77 @@ class Run:
     config: Config
     job: JobConfig
     history: History
-    trigger: str = "manual"
+    trigger: Trigger = Trigger.MANUAL
     run_id: str = field(default_factory=new_run_id)
     cancel: CancelToken = field(default_factory=CancelToken)
-    progress: Progress = field(default_factory=Progress)
-    upload_pending_only: bool = False
+    progress: RunProgress = field(default_factory=RunProgress)
+    action: Action = Action.BACKUP
 
     def __post_init__(self):
+        self.trigger, self.action = Trigger(self.trigger), Action(self.action)
         self.record = RunRecord(run_id=self.run_id, job=self.job.name, trigger=self.trigger)
         self.archive_name = archive_name(self.job.name, self.record.started, self.run_id)
         self.spool = Spool(self.config.daemon.state_dir)
+        self.archive_path: Path | None = None       # in the spool, once the archive step committed it
         self.extra = {"run_id": self.run_id, "job": self.job.name}
 
     def execute(self) -> RunRecord:
         """Run to the end; never raises: the outcome is in the returned record."""
         self.history.save(self.record)
-        log.info("run started", extra={**self.extra, "trigger": self.trigger})
+        log.info("run started", extra={**self.extra, "trigger": self.trigger, "action": self.action})
         try:
-            if not self.upload_pending_only:
-                self._backup()
-            upload_pending(self)
-            if self.record.status == "running":
-                self.record.status = "success"
+            for step in ACTIONS[self.action]:
+                step(self)
+            if self.record.status == Status.RUNNING:
+                self.record.status = Status.SUCCESS
         except Cancelled as exc:
-            self.record.fail("internal", f"run cancelled: {exc}; nothing partial was kept")
-            self.record.status = "interrupted"
+            self.record.interrupt(f"run cancelled: {exc}; nothing partial was kept")
         except RunFailed as exc:
             self.record.fail(exc.category, str(exc))
         except Exception as exc:  # a bug must end this run, never the daemon
             log.exception("run crashed", extra=self.extra)
-            self.record.fail("internal", f"unexpected error: {type(exc).__name__}: {exc}")
+            self.record.fail(Category.INTERNAL, f"unexpected error: {type(exc).__name__}: {exc}")
         finally:
             self.spool.remove_workdir(self.run_id)
         return self._finish()
 
     def abandon(self) -> None:
         """The daemon exits before this run reached a safe point: record it, drop its temporary files."""
-        self.record.fail("internal", "the daemon stopped before this run reached a safe point; "
-                         "nothing partial was kept")
-        self.record.status = "interrupted"
+        self.record.interrupt("the daemon stopped before this run reached a safe point; nothing partial was kept")
         self.record.ended = utc_now()
         self.history.save(self.record)
         self.spool.partial_path(self.archive_name).unlink(missing_ok=True)
         self.spool.remove_workdir(self.run_id)
 
-    def _backup(self) -> None:
-        name = self.archive_name
-        try:
-            stats = self._write_archive(name)
-        except BaseException:
-            self.spool.discard(name)
-            raise
-        self.record.archive = ArchiveInfo(name=name, size=stats.size, sha256=stats.sha256,
+    # -- the steps ---------------------------------------------------------------------------------
+    def _archive(self) -> None:
+        context = ArchiveContext(sources=self.config.job_sources(self.job), spool=self.spool,
+                                 level=self.job.compression_level, header=self._header(), cancel=self.cancel,
+                                 progress=self.progress, log_extra=self.extra)
+        self.archive_path, stats = write_archive(context, self.archive_name, self.run_id)
+        self.record.archive = ArchiveInfo(name=self.archive_name, size=stats.size, sha256=stats.sha256,
                                           members=stats.members, bytes_in=stats.bytes_in)
         self.record.warnings = stats.warning_count
-        path = self.spool.commit(name)
-        meta = self._meta()
-        kept = store_everywhere(self, path, meta)
-        if not kept:
-            path.unlink(missing_ok=True)
 
-    def _write_archive(self, name: str):
-        from ..archive.writer import ArchiveWriter   # zstandard loads only when a run needs it
-        sources = self._build_sources()
-        workdir = self.spool.workdir(self.run_id)
-        writer = ArchiveWriter(self.spool.partial_path(name), level=self.job.compression_level,
-                               header=self._header(), cancel=self.cancel, on_warning=self._warned)
-        self.progress.set("archiving", counter=lambda: writer.bytes_in)
-        with writer:
-            for source in sources:
-                self._write_source(writer, source, workdir)
-            stats = writer.finish()
-        log.info("archive written", extra={**self.extra, "archive": name, "size": stats.size,
-                                           "sha256": stats.sha256, "members": stats.members,
-                                           "bytes_in": stats.bytes_in, "warnings": stats.warning_count})
-        return stats
+    def _store(self) -> None:
+        if not store_everywhere(self._store_context(), self.job.destinations, self.archive_path,
+                                self._meta(), self.record):
+            self.archive_path.unlink(missing_ok=True)
 
-    def _build_sources(self) -> list:
-        try:
-            return [source_registry.build(cfg) for cfg in self.config.job_sources(self.job)]
-        except Exception as exc:
-            raise RunFailed("config", f"cannot set up the sources: {exc}") from exc
+    def _upload_pending(self) -> None:
+        upload_pending(self._store_context(), self.spool, self.record)
 
-    def _write_source(self, writer, source, workdir) -> None:
-        started = time.monotonic()
-        before = writer.bytes_in
-        try:
-            source.write(writer.source(source.name), workdir)
-        except SourceError as exc:
-            raise RunFailed("source", f"source '{source.name}': {exc}") from exc
-        except (Cancelled, RunFailed):
-            raise
-        except OSError as exc:
-            raise RunFailed("archive", f"cannot write the archive while reading source "
-                            f"'{source.name}': {exc}; check free space in the state directory") from exc
-        log.info("source archived", extra={**self.extra, "source": source.name,
-                                           "bytes": writer.bytes_in - before,
-                                           "seconds": round(time.monotonic() - started, 3)})
-
-    def _warned(self, member: str, message: str) -> None:
-        log.warning("source warning", extra={**self.extra, "member": member, "warning": message})
+    def _store_context(self) -> StoreContext:
+        return StoreContext(destinations=self.config.destinations, state_dir=self.config.daemon.state_dir,
+                            history=self.history, cancel=self.cancel, progress=self.progress.set,
+                            log_extra=self.extra)
 
     def _header(self) -> dict:
         return {"job": self.job.name, "run_id": self.run_id, "host": host_name(),
                 "trigger": self.trigger, "started": iso(self.record.started),
                 "sources": list(self.job.sources), "backupd_version": __version__}
 
-    def _meta(self):
-        from ..destinations.base import ArchiveMeta
+    def _meta(self) -> ArchiveMeta:
         archive = self.record.archive
         return ArchiveMeta(name=archive.name, job=self.job.name, run_id=self.run_id, host=host_name(),
                            size=archive.size, sha256=archive.sha256, created=iso(self.record.started))
@@ -163,14 +118,20 @@ class Run:
         self.record.ended = utc_now()
         self.progress.set(self.record.status)
         self.history.save(self.record)
-        error = self.record.error
-        level = logging.INFO if self.record.status == "success" else logging.ERROR
+        error, archive = self.record.error, self.record.archive
+        level = logging.INFO if self.record.status == Status.SUCCESS else logging.ERROR
         log.log(level, "run finished", extra={
             **self.extra, "status": self.record.status, "trigger": self.trigger,
             "seconds": round((self.record.ended - self.record.started).total_seconds(), 3),
-            "archive": self.record.archive.name if self.record.archive else None,
-            "size": self.record.archive.size if self.record.archive else None,
-            "sha256": self.record.archive.sha256 if self.record.archive else None,
+            "archive": archive.name if archive else None, "size": archive.size if archive else None,
+            "sha256": archive.sha256 if archive else None,
             "error_category": error.category if error else None,
             "error": error.message if error else None})
         return self.record
+
+
+# each action's steps, in order
+ACTIONS = {
+    Action.BACKUP: (Run._archive, Run._store, Run._upload_pending),
+    Action.UPLOAD_PENDING: (Run._upload_pending,),
+}

@@ -1,0 +1,97 @@
+"""The archive step of a backup: fresh sources -> one .tar.zst in the spool, written under a temporary
+name and renamed once complete."""
+from __future__ import annotations
+
+import logging
+import re
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ...cancel import Cancelled, CancelToken
+from ...config import SourceConfig
+from ...sources import registry as source_registry
+from ...sources.base import SourceError
+from ...util.names import ARCHIVE_SUFFIX
+from ..errors import RunFailed
+from ..result import Category, RunProgress
+from ..spool import Spool
+
+log = logging.getLogger("backupd.run")
+
+
+def host_name() -> str:
+    return re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname()) or "host"
+
+
+def archive_name(job: str, started, run_id: str) -> str:
+    return f"{job}-{host_name()}-{started.strftime('%Y%m%dT%H%M%SZ')}-{run_id[:8]}{ARCHIVE_SUFFIX}"
+
+
+@dataclass(frozen=True)
+class ArchiveContext:
+    """What writing an archive needs."""
+
+    sources: list[SourceConfig]
+    spool: Spool
+    level: int                  # zstd compression level
+    header: dict                # the manifest's header (job, run id, host, ...)
+    cancel: CancelToken
+    progress: RunProgress
+    log_extra: dict
+
+
+def write_archive(ctx: ArchiveContext, name: str, run_id: str) -> tuple[Path, object]:
+    """Write and commit the archive `name` in the spool; returns (its path, ArchiveStats). On any error
+    nothing of it is left in the spool."""
+    try:
+        stats = _write(ctx, name, ctx.spool.workdir(run_id))
+    except BaseException:
+        ctx.spool.discard(name)
+        raise
+    return ctx.spool.commit(name), stats
+
+
+def _write(ctx: ArchiveContext, name: str, workdir: Path):
+    from ...archive.writer import ArchiveWriter   # zstandard loads only when a run needs it
+    sources = _build_sources(ctx.sources)
+    writer = ArchiveWriter(ctx.spool.partial_path(name), level=ctx.level, header=ctx.header,
+                           cancel=ctx.cancel, on_warning=lambda member, message: _warned(ctx, member, message))
+    ctx.progress.set("archiving", counter=lambda: writer.bytes_in)
+    with writer:
+        for source in sources:
+            _write_source(ctx, writer, source, workdir)
+        stats = writer.finish()
+    log.info("archive written", extra={**ctx.log_extra, "archive": name, "size": stats.size,
+                                       "sha256": stats.sha256, "members": stats.members,
+                                       "bytes_in": stats.bytes_in, "warnings": stats.warning_count})
+    return stats
+
+
+def _build_sources(configs: list[SourceConfig]) -> list:
+    try:
+        return [source_registry.build(cfg) for cfg in configs]
+    except Exception as exc:
+        raise RunFailed(Category.CONFIG, f"cannot set up the sources: {exc}") from exc
+
+
+def _write_source(ctx: ArchiveContext, writer, source, workdir: Path) -> None:
+    started = time.monotonic()
+    before = writer.bytes_in
+    try:
+        source.write(writer.source(source.name), workdir)
+    except SourceError as exc:
+        raise RunFailed(Category.SOURCE, f"source '{source.name}': {exc}") from exc
+    except (Cancelled, RunFailed):
+        raise
+    except OSError as exc:
+        raise RunFailed(Category.ARCHIVE, f"cannot write the archive while reading source "
+                        f"'{source.name}': {exc}; check free space in the state directory") from exc
+    log.info("source archived", extra={**ctx.log_extra, "source": source.name,
+                                       "bytes": writer.bytes_in - before,
+                                       "seconds": round(time.monotonic() - started, 3)})
+
+
+def _warned(ctx: ArchiveContext, member: str, message: str) -> None:
+    log.warning("source warning", extra={**ctx.log_extra, "member": member, "warning": message})

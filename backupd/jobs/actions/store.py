@@ -1,0 +1,74 @@
+"""Store a finished archive on each of a job's destinations; keep it in the spool for a later upload
+when a destination is out of reach, so no backup is lost because the network was down at 03:00."""
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Mapping
+
+from ...cancel import CancelToken
+from ...config import DestinationConfig
+from ...destinations import registry
+from ...destinations.base import ArchiveMeta, DestinationError
+from ..history import History
+from ..result import Category, DestinationResult, DestinationStatus, RunRecord
+
+log = logging.getLogger("backupd.store")
+StageProgress = Callable[..., None]     # (stage, bytes done, bytes total): RunProgress.set
+
+
+@dataclass(frozen=True)
+class StoreContext:
+    """What storing needs: the destinations, where state lives, how to stop, report and record."""
+
+    destinations: Mapping[str, DestinationConfig]   # every configured destination, by name
+    state_dir: Path
+    history: History            # destinations that failed are recorded as pending uploads
+    cancel: CancelToken
+    progress: StageProgress
+    log_extra: dict
+
+
+def store_everywhere(ctx: StoreContext, names, path: Path, meta: ArchiveMeta, record: RunRecord) -> bool:
+    """Store on the destinations `names`, adding their results to `record`; True if the spool copy must
+    be kept for a later upload.
+
+    Any failed destination keeps the archive pending: a quota or credential fixed by the operator
+    lets the next run deliver it."""
+    keep = False
+    for name in names:
+        result = DestinationResult(name=name)
+        record.destinations.append(result)
+        if not store_one(ctx, ctx.destinations[name], path, meta, result):
+            ctx.history.add_pending(meta.name, name, meta.job, meta.run_id, asdict(meta))
+            result.status = DestinationStatus.PENDING_UPLOAD
+            keep = True
+    failed = [r for r in record.destinations if r.status != DestinationStatus.SUCCESS]
+    if failed:
+        first = failed[0]
+        record.fail(Category.DESTINATION, f"destination '{first.name}': {first.error}", kind=first.kind)
+    return keep
+
+
+def store_one(ctx: StoreContext, config: DestinationConfig, path: Path, meta: ArchiveMeta,
+              result: DestinationResult) -> bool:
+    """Store on one destination, filling `result`; True on success."""
+    destination = registry.build(config, ctx.state_dir, cancel=ctx.cancel)
+    stage = f"{destination.verb} {config.name}"
+    ctx.progress(stage, 0, meta.size)
+    extra = {**ctx.log_extra, "destination": config.name, "archive": meta.name}
+    try:
+        stored = destination.store(path, meta, progress=lambda done, total: ctx.progress(stage, done, total))
+    except DestinationError as exc:
+        result.status, result.error, result.kind = DestinationStatus.FAILED, str(exc), exc.kind
+        log.error("destination failed", extra={**extra, "kind": exc.kind, "permanent": exc.permanent,
+                                               "error": str(exc)})
+        return False
+    finally:
+        destination.close()
+    result.status, result.location = DestinationStatus.SUCCESS, stored.location
+    result.file_id, result.link = stored.file_id, stored.link
+    log.info("destination stored", extra={**extra, "location": stored.location, "file_id": stored.file_id,
+                                          "link": stored.link, "size": stored.size})
+    return True
