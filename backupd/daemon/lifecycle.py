@@ -14,6 +14,7 @@ from pathlib import Path
 from .. import config as config_module
 from .. import logs
 from ..jobs.history import History
+from ..jobs.result import Trigger
 from ..jobs.spool import Spool
 from . import status
 from .control import Authorizer, ControlServer
@@ -78,10 +79,10 @@ class Daemon:
 
     def _initial_runs(self, due: list[str]) -> None:
         for name in due:
-            self._fire(name, "catch-up")
+            self._fire(name, Trigger.CATCH_UP)
         if self.run_at_start:
             for name in self.config.jobs:
-                self._fire(name, "manual")
+                self._fire(name, Trigger.MANUAL)
 
     def _fire(self, job_name: str, trigger: str) -> None:
         try:

@@ -15,6 +15,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 
 from ..config import Config, JobConfig
+from ..jobs.result import Trigger
 
 log = logging.getLogger("backupd.scheduler")
 
@@ -67,7 +68,7 @@ class Scheduler:
 
     def _fire(self, job_name: str) -> None:
         self._history.set_last_slot(job_name, datetime.now(timezone.utc))
-        self._on_fire(job_name, "schedule")
+        self._on_fire(job_name, Trigger.SCHEDULE)
 
     def catch_up(self, config: Config, now: datetime | None = None) -> list[str]:
         """Jobs whose slot passed while the daemon was down (within their grace): run each once."""
