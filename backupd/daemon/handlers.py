@@ -77,8 +77,8 @@ class Handlers:
 
     def history(self, args, peer, emit) -> dict:
         limit = args.get("limit") or proto.HISTORY_LIMIT
-        if not isinstance(limit, int) or not 1 <= limit <= 1000:
-            raise CommandError("limit must be a whole number from 1 to 1000")
+        if not isinstance(limit, int) or not 1 <= limit <= proto.HISTORY_MAX:
+            raise CommandError(f"limit must be a whole number from 1 to {proto.HISTORY_MAX}")
         job = args.get("job")
         if job is not None:
             self._job_name(job)

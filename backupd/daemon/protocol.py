@@ -16,6 +16,7 @@ MAX_REQUEST = 1 << 20   # 1 MiB: requests are small
 MAX_REPLY = 16 << 20    # 16 MiB: a long history or listing
 HEADER_SIZE = 4
 HISTORY_LIMIT = 20      # runs in a `history` reply when the request names no limit
+HISTORY_MAX = 1000      # the most runs one `history` request may ask for
 
 
 class ProtocolError(Exception):
