@@ -63,18 +63,22 @@ class Backupd:
         s.run("systemd-sysusers", "backupd.conf")
         s.run("systemd-tmpfiles", "--create", "backupd.conf")
         self.write_config(config)
-        self.make_interpreter_reachable()
+        self.make_installation_reachable()
         s.daemon_reload()
 
-    def make_interpreter_reachable(self) -> None:
-        """Let the backupd user exec the venv's interpreter (a test machine may keep it under /root, mode 0700).
+    def make_installation_reachable(self) -> None:
+        """Let every user inside traverse to the venv's interpreter, the venv and the checkout.
 
-        Only the overlay changes; on a server the interpreter is /usr/bin/python3 and this is a no-op.
+        A test machine may keep them under a folder only root can enter (/root, a `mktemp -d` folder, mode 0700);
+        the backupd user and the test's operators must still exec them. Only the overlay changes (the chmod lands
+        in its tmpfs upper); on a server the interpreter is /usr/bin/python3 and the scripts are in /usr/local/bin.
         """
-        interpreter = Path(os.path.realpath(VENV_BIN / "python"))
-        for folder in interpreter.parents:
-            if not os.stat(folder).st_mode & 0o001:
-                self.system.run("chmod", "o+x", str(folder))
+        binds = [Path(path) for path in host_paths()]
+        targets = [Path(os.path.realpath(VENV_BIN / "python")), *binds]
+        for folder in sorted({parent for target in targets for parent in target.parents}):
+            if not any(folder == bind or bind in folder.parents for bind in binds):   # binds are read-only
+                if not os.stat(folder).st_mode & 0o001:
+                    self.system.run("chmod", "o+x", str(folder))
 
     def write_config(self, text: str) -> None:
         self.system.install("/etc/backupd/backupd.toml", text, 0o640)
