@@ -1,4 +1,4 @@
-"""The systemd protocols backupd speaks: sd_notify, the watchdog, socket activation (stdlib only)."""
+"""What backupd adds to sdnotify: named sd_notify messages, the watchdog, socket activation (LISTEN_FDS)."""
 from __future__ import annotations
 
 import os
@@ -7,43 +7,56 @@ import threading
 import time
 from typing import Callable
 
+import sdnotify
+
 LISTEN_FDS_START = 3
 _ACTIVATION_VARS = ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES")
 
 
-def _socket_address(value: str) -> str:
-    """NOTIFY_SOCKET as an address for sendto: '@name' is an abstract socket."""
-    return "\0" + value[1:] if value.startswith("@") else value
+def _as_latin1(text: str) -> str:
+    """The UTF-8 bytes of `text` as a latin-1 string: sdnotify latin-1-encodes it back to exactly those bytes."""
+    return text.encode("utf-8", "replace").decode("latin-1")
 
 
 class Notifier:
-    """Sends sd_notify messages to $NOTIFY_SOCKET; does nothing when it is unset.
+    """Sends sd_notify messages through sdnotify.SystemdNotifier to $NOTIFY_SOCKET; does nothing when it is unset.
 
-    A raw datagram socket rather than sdnotify.SystemdNotifier: that one encodes latin-1 only
-    (a STATUS= with a non-latin character is dropped) and binds to the socket at construction.
-    Send errors are swallowed: a notification must never take the daemon down.
+    The SystemdNotifier is made when NOTIFY_SOCKET is read (here, not at import) and again after a failed send.
+    Errors never leave this class: a notification must never take the daemon down.
     """
 
-    def __init__(self, address: str | None = None):
-        address = os.environ.get("NOTIFY_SOCKET") if address is None else address
-        self.address = _socket_address(address) if address else None
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) if self.address else None
+    def __init__(self) -> None:
+        self.address = os.environ.get("NOTIFY_SOCKET") or None
         self._lock = threading.Lock()
+        self._systemd: sdnotify.SystemdNotifier | None = None
+        with self._lock:
+            self._connect()
+
+    def _connect(self) -> sdnotify.SystemdNotifier | None:
+        """The connected notifier, made now if there is none (debug=True: it raises instead of swallowing)."""
+        if self._systemd is None and self.address is not None:
+            try:
+                self._systemd = sdnotify.SystemdNotifier(debug=True)
+            except Exception:   # anything from the library (OSError, a malformed address): no notifier yet
+                self._systemd = None
+        return self._systemd
 
     @property
     def enabled(self) -> bool:
-        return self._sock is not None
+        return self.address is not None
 
     def notify(self, *fields: str) -> bool:
         """Send one message made of KEY=VALUE fields; True if it was sent."""
-        if self._sock is None:
-            return False
-        message = "\n".join(fields).encode("utf-8", "replace")
-        try:
-            with self._lock:
-                self._sock.sendto(message, self.address)
-        except OSError:
-            return False
+        message = _as_latin1("\n".join(fields))
+        with self._lock:
+            systemd = self._connect()
+            if systemd is None:
+                return False
+            try:
+                systemd.notify(message)
+            except Exception:   # OSError mostly (systemd went away); reconnect at the next message
+                self._drop()
+                return False
         return True
 
     def ready(self, status: str | None = None) -> bool:
@@ -67,10 +80,14 @@ class Notifier:
         """Ask systemd for `seconds` more before the current start/stop/reload times out."""
         return self.notify(f"EXTEND_TIMEOUT_USEC={int(seconds * 1_000_000)}")
 
+    def _drop(self) -> None:
+        if self._systemd is not None and self._systemd.socket is not None:
+            self._systemd.socket.close()
+        self._systemd = None
+
     def close(self) -> None:
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
+        with self._lock:
+            self._drop()
 
 
 def _status_field(text: str | None) -> tuple[str, ...]:

@@ -25,12 +25,25 @@ def notify_socket(tmp_path):
     sock.close()
 
 
+@pytest.fixture
+def notifier_at(monkeypatch):
+    """notifier_at(address): a Notifier made with NOTIFY_SOCKET=address, as systemd sets it."""
+    def make(address: str) -> systemd.Notifier:
+        monkeypatch.setenv("NOTIFY_SOCKET", address)
+        return systemd.Notifier()
+    return make
+
+
+@pytest.fixture
+def notifier(notifier_at, notify_socket) -> systemd.Notifier:
+    return notifier_at(notify_socket.getsockname())
+
+
 def receive(sock: socket.socket) -> dict[str, str]:
     return dict(field.split("=", 1) for field in sock.recv(4096).decode().split("\n"))
 
 
-def test_messages_arrive_as_systemd_expects(notify_socket):
-    notifier = systemd.Notifier(notify_socket.getsockname())
+def test_messages_arrive_as_systemd_expects(notify_socket, notifier):
     assert notifier.status("loading config")
     assert receive(notify_socket) == {"STATUS": "loading config"}
     notifier.ready("idle; next run daily at 03:00")
@@ -43,26 +56,49 @@ def test_messages_arrive_as_systemd_expects(notify_socket):
     assert receive(notify_socket) == {"EXTEND_TIMEOUT_USEC": "2500000"}
 
 
-def test_reloading_carries_a_monotonic_timestamp(notify_socket):
+def test_reloading_carries_a_monotonic_timestamp(notify_socket, notifier):
     before = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
-    systemd.Notifier(notify_socket.getsockname()).reloading()
+    notifier.reloading()
     message = receive(notify_socket)
     after = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
     assert message["RELOADING"] == "1"
     assert before <= int(message["MONOTONIC_USEC"]) <= after
 
 
-def test_status_is_one_line_and_utf8(notify_socket):
-    systemd.Notifier(notify_socket.getsockname()).status("daily: failed\nbad → config")
+def test_status_is_one_line_and_utf8(notify_socket, notifier):
+    notifier.status("daily: failed\nbad → config")
     assert receive(notify_socket) == {"STATUS": "daily: failed bad → config"}
 
 
-def test_abstract_socket_name():
+def test_non_latin_status_arrives_intact(notify_socket, notifier):
+    """sdnotify latin-1-encodes what it is given: the UTF-8 bytes must come out unchanged, not dropped."""
+    text = "sauvegarde 'réseau' 备份 — Ünïcødé ✓"
+    assert notifier.status(text)
+    assert notify_socket.recv(4096) == ("STATUS=" + text).encode("utf-8")
+
+
+def test_lone_surrogate_in_status_is_replaced_not_raised(notify_socket, notifier):
+    assert notifier.status("job \udcff name")
+    assert receive(notify_socket) == {"STATUS": "job ? name"}
+
+
+def test_a_socket_that_appears_later_is_connected_at_the_next_message(tmp_path, notifier_at):
+    path = tmp_path / "late.sock"
+    notifier = notifier_at(str(path))
+    assert notifier.enabled and notifier.ready() is False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as late:
+        late.bind(str(path))
+        late.settimeout(5)
+        assert notifier.status("now")
+        assert late.recv(100) == b"STATUS=now"
+
+
+def test_abstract_socket_name(notifier_at):
     name = f"backupd-test-{os.getpid()}"
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.bind("\0" + name)
         sock.settimeout(5)
-        assert systemd.Notifier("@" + name).ready()
+        assert notifier_at("@" + name).ready()
         assert sock.recv(100) == b"READY=1"
 
 
@@ -79,8 +115,18 @@ def test_environment_is_read_when_no_address_given(monkeypatch, notify_socket):
     assert receive(notify_socket) == {"STATUS": "from env"}
 
 
-def test_send_error_is_swallowed(tmp_path):
-    assert systemd.Notifier(str(tmp_path / "nobody-listens.sock")).ready() is False
+def test_send_error_is_swallowed(tmp_path, notifier_at):
+    assert notifier_at(str(tmp_path / "nobody-listens.sock")).ready() is False
+
+
+def test_a_vanished_socket_is_a_failed_send_not_an_error(tmp_path, notifier_at):
+    path = tmp_path / "gone.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as receiver:
+        receiver.bind(str(path))
+        notifier = notifier_at(str(path))
+        assert notifier.ready()
+    path.unlink()
+    assert notifier.status("nobody listens") is False
 
 
 @pytest.mark.parametrize(
@@ -98,10 +144,10 @@ def test_watchdog_interval(environ, expected):
     assert systemd.watchdog_interval(environ) == expected
 
 
-def test_watchdog_pings_only_while_healthy(notify_socket):
+def test_watchdog_pings_only_while_healthy(notify_socket, notifier):
     healthy = threading.Event()
     healthy.set()
-    dog = systemd.Watchdog(systemd.Notifier(notify_socket.getsockname()), 0.05, healthy.is_set)
+    dog = systemd.Watchdog(notifier, 0.05, healthy.is_set)
     dog.start()
     try:
         assert [receive(notify_socket) for _ in range(3)] == [{"WATCHDOG": "1"}] * 3
@@ -114,8 +160,8 @@ def test_watchdog_pings_only_while_healthy(notify_socket):
     assert not dog.is_alive()
 
 
-def test_watchdog_rate_follows_interval(notify_socket):
-    dog = systemd.Watchdog(systemd.Notifier(notify_socket.getsockname()), 0.1, lambda: True)
+def test_watchdog_rate_follows_interval(notify_socket, notifier):
+    dog = systemd.Watchdog(notifier, 0.1, lambda: True)
     start = time.monotonic()
     dog.start()
     for _ in range(4):
@@ -125,11 +171,11 @@ def test_watchdog_rate_follows_interval(notify_socket):
     assert 0.28 <= elapsed < 2.0  # 4 pings at t=0, .1, .2, .3
 
 
-def test_failing_health_check_means_no_ping(notify_socket):
+def test_failing_health_check_means_no_ping(notify_socket, notifier):
     def broken() -> bool:
         raise RuntimeError("scheduler gone")
 
-    dog = systemd.Watchdog(systemd.Notifier(notify_socket.getsockname()), 0.02, broken)
+    dog = systemd.Watchdog(notifier, 0.02, broken)
     dog.start()
     notify_socket.settimeout(0.3)
     with pytest.raises(TimeoutError):
