@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 from pathlib import Path
+from typing import Callable, Sequence
 
 from .. import config as config_module
 from .. import logs
@@ -25,16 +26,33 @@ from .scheduler import Scheduler, TriggerFor, cron_trigger
 from .systemd import Notifier, Watchdog, watchdog_interval
 
 log = logging.getLogger("backupd.daemon")
-_STALL_FILE = os.environ.get("BACKUPD_TEST_STALL_FILE")   # tests only: makes the health check fail
 ACTIVE_REFRESH = 2.0   # STATUS= refresh while a run is going; idle, the loop sleeps until something happens
+PING_TIMEOUT = 2.0     # the control loop must answer the watchdog's ping within this
+
+
+# ---- health probes: the watchdog pings only while every probe answers True --------------------------------------
+HealthProbe = Callable[["Daemon"], bool]
+
+
+def scheduler_alive(daemon: "Daemon") -> bool:
+    return getattr(daemon, "scheduler", None) is not None and daemon.scheduler.healthy()
+
+
+def control_answers(daemon: "Daemon") -> bool:
+    return getattr(daemon, "control", None) is not None and daemon.control.ping(timeout=PING_TIMEOUT)
+
+
+DEFAULT_HEALTH_PROBES: tuple[HealthProbe, ...] = (scheduler_alive, control_answers)
 
 
 class Daemon:
     def __init__(self, config: config_module.Config, run_at_start: bool = False,
-                 trigger_for: TriggerFor = cron_trigger):
+                 trigger_for: TriggerFor = cron_trigger,
+                 health_probes: Sequence[HealthProbe] = DEFAULT_HEALTH_PROBES):
         self.config = config
         self.run_at_start = run_at_start
         self.trigger_for = trigger_for
+        self.health_probes = tuple(health_probes)
         self.notifier = Notifier()
         self.started_monotonic = time.monotonic()
         self._reload_lock = threading.Lock()
@@ -97,10 +115,8 @@ class Daemon:
             self.watchdog.start()
 
     def healthy(self) -> bool:
-        """The scheduler thread is alive and the control loop answers a request."""
-        if _STALL_FILE and os.path.exists(_STALL_FILE):
-            return False   # fault injection for the watchdog tests: behave as a stuck daemon
-        return self.scheduler.healthy() and self.control.ping(timeout=2.0)
+        """Every health probe says so (by default: the scheduler thread is alive, the control loop answers)."""
+        return all(probe(self) for probe in self.health_probes)
 
     # ---- the main loop -----------------------------------------------------------------------
     def serve(self) -> int:

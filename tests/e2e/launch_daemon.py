@@ -1,6 +1,6 @@
 """Start the real backupd with parts that only tests give it, each named by an option.
 
-    python tests/e2e/launch_daemon.py [--fire-every SECONDS] -- BACKUPD_ARGS...
+    python tests/e2e/launch_daemon.py [--fire-every SECONDS] [--stall-while FILE] -- BACKUPD_ARGS...
 
 After `--` comes backupd's own command line: the daemon is built and run by backupd's own entry point, with
 the parts chosen here handed to it in place of the product's (nothing in the product reads them from the
@@ -9,13 +9,15 @@ configuration or the environment).
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.interval import IntervalTrigger
 
 from backupd.cli import daemon_main
+from backupd.daemon.lifecycle import DEFAULT_HEALTH_PROBES
 
-USAGE = "usage: launch_daemon.py [--fire-every SECONDS] -- BACKUPD_ARGS..."
+USAGE = "usage: launch_daemon.py [--fire-every SECONDS] [--stall-while FILE] -- BACKUPD_ARGS..."
 
 
 def fire_every(seconds: str) -> dict:
@@ -24,7 +26,14 @@ def fire_every(seconds: str) -> dict:
     return {"trigger_for": lambda job: IntervalTrigger(seconds=period, timezone=ZoneInfo(job.timezone))}
 
 
-PARTS = {"--fire-every": fire_every}   # option -> function(its value) -> keyword arguments for the Daemon
+def stall_while(path: str) -> dict:
+    """The daemon's own health probes plus one that fails while FILE exists: the daemon looks stuck to its watchdog."""
+    stall_file = Path(path)
+    return {"health_probes": (*DEFAULT_HEALTH_PROBES, lambda daemon: not stall_file.exists())}
+
+
+# option -> function(its value) -> keyword arguments for the Daemon
+PARTS = {"--fire-every": fire_every, "--stall-while": stall_while}
 
 
 def parse(argv: list[str]) -> tuple[dict, list[str]]:

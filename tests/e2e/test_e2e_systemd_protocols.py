@@ -41,8 +41,9 @@ def test_watchdog_pings_at_half_the_interval_and_stop_when_frozen(tmp_path, star
 
 
 def test_watchdog_stays_silent_when_the_control_loop_is_stuck(tmp_path, start_daemon):
-    """An injected stall: the control socket's listener is made to stop answering."""
-    daemon = start_daemon(config(tmp_path), env={"WATCHDOG_USEC": "400000", "BACKUPD_TEST_STALL_FILE": str(tmp_path / "stall")})
+    """An injected stall: a health probe the test adds fails while the stall file exists."""
+    daemon = start_daemon(config(tmp_path), env={"WATCHDOG_USEC": "400000"},
+                          launch=("--stall-while", str(tmp_path / "stall")))
     wait_for(lambda: daemon.notify.drain() and pings_between(daemon, 0, float("inf")) >= 2, what="pings")
     (tmp_path / "stall").touch()
     stalled = time.monotonic() + 2.5          # the health check's own timeout is 2 s
