@@ -10,7 +10,7 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import IO, Callable, Sequence
 
 from .. import config as config_module
 from .. import logs
@@ -20,7 +20,7 @@ from ..jobs.spool import Spool
 from . import status
 from .control import Authorizer, ControlServer
 from .handlers import Handlers
-from .listener import open_listener
+from .listener import Listener, open_listener
 from .runs import RunManager
 from .scheduler import Scheduler, TriggerFor, cron_trigger
 from .systemd import Notifier, Watchdog, watchdog_interval
@@ -35,11 +35,11 @@ HealthProbe = Callable[["Daemon"], bool]
 
 
 def scheduler_alive(daemon: "Daemon") -> bool:
-    return getattr(daemon, "scheduler", None) is not None and daemon.scheduler.healthy()
+    return daemon.scheduler is not None and daemon.scheduler.healthy()
 
 
 def control_answers(daemon: "Daemon") -> bool:
-    return getattr(daemon, "control", None) is not None and daemon.control.ping(timeout=PING_TIMEOUT)
+    return daemon.control is not None and daemon.control.ping(timeout=PING_TIMEOUT)
 
 
 DEFAULT_HEALTH_PROBES: tuple[HealthProbe, ...] = (scheduler_alive, control_answers)
@@ -59,6 +59,14 @@ class Daemon:
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_w.setblocking(False)
         self.reload_error: str | None = None
+        # made by start(), in this order
+        self._lock_file: IO[str] | None = None
+        self.history: History | None = None
+        self.runs: RunManager | None = None
+        self.scheduler: Scheduler | None = None
+        self.listener: Listener | None = None
+        self.control: ControlServer | None = None
+        self.watchdog: Watchdog | None = None
 
     # ---- start -------------------------------------------------------------------------------
     def start(self) -> None:

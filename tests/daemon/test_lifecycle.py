@@ -7,10 +7,18 @@ from backupd import config as config_module
 from backupd.daemon.lifecycle import DEFAULT_HEALTH_PROBES, Daemon
 from tests.configs import write_config
 
+PARTS = ("history", "runs", "scheduler", "listener", "control", "watchdog", "_lock_file")
+
+
 @pytest.fixture
 def config(tmp_path):
     (tmp_path / "data").mkdir()
     return config_module.load(write_config(tmp_path))
+
+
+def test_every_part_is_declared_before_start(config):
+    daemon = Daemon(config)
+    assert {name: getattr(daemon, name) for name in PARTS} == dict.fromkeys(PARTS)
 
 
 def test_an_unstarted_daemon_is_not_healthy(config):
