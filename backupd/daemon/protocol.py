@@ -112,7 +112,7 @@ def event_frame(request_id: str, event: dict) -> dict:
     return {"id": request_id, "event": event}
 
 
-def _final_result(reply: dict) -> dict:
+def final_result(reply: dict) -> dict:
     """Return the result of a final reply or raise RemoteError / ProtocolError."""
     ok = _require(reply, "ok", (bool,), "reply")
     if ok:
@@ -139,7 +139,7 @@ def call(path, command: str, args: dict | None = None, timeout: float | None = 3
         while True:
             frame = recv_frame(sock, MAX_REPLY)
             if "event" not in frame:
-                return _final_result(frame)
+                return final_result(frame)
             if on_event is not None:
                 on_event(_require(frame, "event", (dict,), "event frame"))
     finally:
