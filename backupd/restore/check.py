@@ -1,0 +1,230 @@
+"""Members checked against MANIFEST.json, and verify_archive().
+
+MANIFEST.json is the archive's last member, so what was read is logged member by member to a scratch file
+(memory stays flat) and compared with the manifest, in archive order, once it has arrived."""
+from __future__ import annotations
+
+import json
+import struct
+import tempfile
+from dataclasses import dataclass, field
+from typing import BinaryIO, Iterable, Iterator
+
+from ..archive.manifest import FORMAT
+from .reader import ArchiveError, ArchiveReader, Member
+
+MANIFEST_NAME = "MANIFEST.json"
+SPOOL_IN_MEMORY = 4 << 20       # scratch files stay in memory up to this size
+_RECORD = struct.Struct("<BIIQ32s")     # kind length, name length, target length, size, digest
+_MEMBERS_OPEN, _MEMBERS_CLOSE = b'"members": [', (b"],", b"]")
+
+
+@dataclass
+class VerifyReport:
+    sha256: str = ""                        # of the whole compressed input
+    expected_sha256: str | None = None
+    members: int = 0
+    bytes: int = 0
+    differ: list[str] = field(default_factory=list)     # "NAME: how it differs"
+    missing: list[str] = field(default_factory=list)    # in the manifest, not in the archive
+    extra: list[str] = field(default_factory=list)      # in the archive, not in the manifest
+    error: str | None = None                # the archive could not be read to its end
+
+    @property
+    def sha256_ok(self) -> bool:
+        return self.expected_sha256 is None or self.sha256 == self.expected_sha256.lower()
+
+    @property
+    def ok(self) -> bool:
+        return self.sha256_ok and not (self.error or self.differ or self.missing or self.extra)
+
+    def problems(self) -> list[str]:
+        """One line per problem, the archive-level ones first."""
+        lines = [self.error] if self.error else []
+        if not self.sha256_ok:
+            lines.append(f"archive sha256 is {self.sha256}, the record says {self.expected_sha256}")
+        lines += [f"differs: {line}" for line in self.differ]
+        lines += [f"missing: {name}" for name in self.missing]
+        lines += [f"not in the manifest: {name}" for name in self.extra]
+        return lines
+
+
+Record = tuple  # (name, kind, size, sha256 hex or "", link target)
+
+
+class ArchiveCheck:
+    """Logs every member read; spools MANIFEST.json; compare() says what differs."""
+
+    def __init__(self) -> None:
+        self._log = tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY)
+        self._manifest: BinaryIO | None = None
+        self.members = self.bytes = 0
+
+    def close(self) -> None:
+        self._log.close()
+        if self._manifest is not None:
+            self._manifest.close()
+
+    @staticmethod
+    def is_manifest(member: Member) -> bool:
+        return member.type == "file" and member.name.removeprefix("./") == MANIFEST_NAME
+
+    def take_manifest(self, reader: ArchiveReader) -> None:
+        """Spool the current member, MANIFEST.json."""
+        if self._manifest is not None:
+            raise ArchiveError(f"two {MANIFEST_NAME} members in the archive")
+        self._manifest = tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY)
+        for piece in reader.chunks():
+            self._manifest.write(piece)
+
+    def record(self, member: Member) -> None:
+        """Log a member whose data has been read (or skipped): its sha256 is known."""
+        if self._manifest is not None:
+            raise ArchiveError(f"member {member.name!r} follows {MANIFEST_NAME}, which must be last")
+        name, kind, target = (s.encode("utf-8", "surrogateescape") for s in
+                              (member.name.removesuffix("/"), member.type, member.linkname))
+        digest = bytes.fromhex(member.sha256) if member.type == "file" else bytes(32)
+        self._log.write(_RECORD.pack(len(kind), len(name), len(target), member.size, digest)
+                        + kind + name + target)
+        self.members += 1
+        self.bytes += member.size if member.type == "file" else 0
+
+    def compare(self, report: VerifyReport) -> VerifyReport:
+        """Fill `report` with what differs between the logged members and the manifest."""
+        report.members, report.bytes = self.members, self.bytes
+        if self._manifest is None:
+            report.error = f"no {MANIFEST_NAME} in the archive (not a backupd archive, or cut short)"
+            return report
+        compare_records(self._logged(), manifest_entries(self._manifest), report)
+        return report
+
+    def _logged(self) -> Iterator[Record]:
+        log = self._log
+        log.seek(0)
+        while header := log.read(_RECORD.size):
+            kind_len, name_len, target_len, size, digest = _RECORD.unpack(header)
+            kind, name, target = (b.decode("utf-8", "surrogateescape") for b in
+                                  _split(log.read(kind_len + name_len + target_len), kind_len, name_len))
+            yield name, kind, size, digest.hex() if kind == "file" else "", target
+
+
+def _split(data: bytes, first: int, second: int) -> tuple[bytes, bytes, bytes]:
+    return data[:first], data[first:first + second], data[first + second:]
+
+
+def manifest_entries(file: BinaryIO) -> Iterator[Record]:
+    """The members of a spooled MANIFEST.json as records. The writer puts one member per line; that layout
+    is read line by line (memory stays flat), any other one as a whole document."""
+    head, tail, count = [], [], 0
+    for section, line in _sections(file):
+        if section == "members":
+            count += 1
+        else:
+            (head if section == "head" else tail).append(line)
+    if not tail:
+        file.seek(0)
+        members = _document(file.read()).get("members")
+        if not isinstance(members, list):
+            raise ArchiveError(f"{MANIFEST_NAME} has no members list")
+        yield from _entries(members)
+        return
+    document = _document(b"\n".join(head + tail))
+    if document.get("member_count", count) != count:
+        raise ArchiveError(f"{MANIFEST_NAME} lists {count} members, its total says {document['member_count']}")
+    yield from _entries(_loaded(line) for section, line in _sections(file) if section == "members")
+
+
+def _sections(file: BinaryIO) -> Iterator[tuple[str, bytes]]:
+    """(head | members | tail, line) for each line, as the writer lays the document out."""
+    file.seek(0)
+    section = "head"
+    for line in file:
+        line = line.rstrip(b"\n")
+        if section == "members" and line in _MEMBERS_CLOSE:
+            section = "tail"
+        yield section, line
+        if section == "head" and line == _MEMBERS_OPEN:
+            section = "members"
+
+
+def _document(data: bytes) -> dict:
+    try:
+        document = json.loads(data)
+    except ValueError as exc:
+        raise ArchiveError(f"{MANIFEST_NAME} is not valid JSON: {exc}") from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise ArchiveError(f"{MANIFEST_NAME} is not a {FORMAT} manifest")
+    return document
+
+
+def _loaded(line: bytes) -> dict:
+    try:
+        return json.loads(line.removesuffix(b","))
+    except ValueError as exc:
+        raise ArchiveError(f"{MANIFEST_NAME}: bad member entry: {exc}") from None
+
+
+def _entries(members: Iterable) -> Iterator[Record]:
+    for entry in members:
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise ArchiveError(f"{MANIFEST_NAME}: a member entry without a name")
+        yield (entry["name"], entry.get("type", "file"), entry.get("size", 0), entry.get("sha256", ""),
+               entry.get("target", ""))
+
+
+def compare_records(archive: Iterator[Record], manifest: Iterator[Record], report: VerifyReport) -> None:
+    """In step while the names agree (the writer lists members in archive order); past the first
+    disagreement, the rest of both sides by name."""
+    for record in archive:
+        entry = next(manifest, None)
+        if entry is None:
+            report.extra.append(record[0])
+        elif entry[0] == record[0]:
+            _differences(record, entry, report)
+        else:
+            ours = {record[0]: record, **{r[0]: r for r in archive}}
+            theirs = {entry[0]: entry, **{e[0]: e for e in manifest}}
+            for name, rest in ours.items():
+                other = theirs.pop(name, None)
+                report.extra.append(name) if other is None else _differences(rest, other, report)
+            report.missing.extend(theirs)
+            return
+    report.missing.extend(entry[0] for entry in manifest)
+
+
+def _differences(record: Record, entry: Record, report: VerifyReport) -> None:
+    name, kind, size, sha, target = record
+    if kind != entry[1]:
+        report.differ.append(f"{name}: a {kind} in the archive, a {entry[1]} in the manifest")
+    elif kind == "file" and size != entry[2]:
+        report.differ.append(f"{name}: {size} bytes in the archive, {entry[2]} in the manifest")
+    elif kind == "file" and sha != entry[3]:
+        report.differ.append(f"{name}: sha256 differs from the manifest")
+    elif target != entry[4]:
+        report.differ.append(f"{name}: link target {target!r}, {entry[4]!r} in the manifest")
+
+
+def verify_archive(stream: BinaryIO | Iterable[bytes], expected_sha256: str | None = None,
+                   progress=None) -> VerifyReport:
+    """Read a whole archive: its sha256 (against `expected_sha256` if given) and every member's size and
+    sha256 against MANIFEST.json. Problems are reported, not raised (except the stream's own OSError)."""
+    report = VerifyReport(expected_sha256=expected_sha256)
+    reader = ArchiveReader(stream, progress=progress)
+    check = ArchiveCheck()
+    try:
+        for member in reader:
+            if check.is_manifest(member):
+                check.take_manifest(reader)
+                continue
+            reader.skip()
+            check.record(member)
+        check.compare(report)
+    except ArchiveError as exc:
+        report.error = str(exc)
+        report.members, report.bytes = check.members, check.bytes
+        reader.drain_input()
+    finally:
+        check.close()
+        reader.close()
+    report.sha256 = reader.sha256
+    return report
