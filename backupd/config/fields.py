@@ -1,6 +1,8 @@
 """Value parsers for configuration keys: each returns the typed value or raises FieldError."""
 from __future__ import annotations
 
+import difflib
+import math
 import re
 import zoneinfo
 from pathlib import Path
@@ -10,6 +12,8 @@ class FieldError(ValueError):
     """A value that does not fit its key; the message says what was expected."""
 
 
+SHOWN = 80                        # characters of a bad value an error message repeats
+MAX_DURATION = 3650 * 86400.0     # 10 years: beyond any sane timeout, far inside what timers and datetimes hold
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, None: 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
@@ -17,14 +21,36 @@ _SIZE_UNITS = {"b": 1, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 
                "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
 
 
-def _type_name(value) -> str:
+def _cut(text: str) -> str:
+    return text if len(text) <= SHOWN else text[:SHOWN - 3] + "..."
+
+
+def shown(value) -> str:
+    """repr(value) for an error message, cut to about SHOWN characters."""
+    return _cut(repr(value))
+
+
+def label(name: str) -> str:
+    """A key or table name as it goes into "At '...'": control characters escaped, cut like a value."""
+    return _cut(name if name.isprintable() else repr(name)[1:-1])
+
+
+def did_you_mean(word: str, choices, otherwise: str = "") -> str:
+    """"; did you mean 'x'?" for the closest of `choices`, or `otherwise` when none is close."""
+    hint = difflib.get_close_matches(word, list(choices), n=1)
+    return f"; did you mean '{label(hint[0])}'?" if hint else otherwise
+
+
+def type_name(value) -> str:
     return {str: "a string", bool: "a boolean", int: "an integer", float: "a number",
             list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
 
 
 def string(value) -> str:
     if not isinstance(value, str):
-        raise FieldError(f"must be a string, not {_type_name(value)}")
+        raise FieldError(f"must be a string, not {type_name(value)}")
+    if "\0" in value:
+        raise FieldError(f"must not contain a NUL byte: {shown(value)}")
     return value
 
 
@@ -47,16 +73,16 @@ def credential_reference(value) -> Path | str:
 
 def boolean(value) -> bool:
     if not isinstance(value, bool):
-        raise FieldError(f"must be true or false, not {_type_name(value)}")
+        raise FieldError(f"must be true or false, not {type_name(value)}")
     return value
 
 
 def integer(low: int, high: int):
     def parse(value) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise FieldError(f"must be an integer {low}-{high}, not {_type_name(value)}")
+            raise FieldError(f"must be an integer {low}-{high}, not {type_name(value)}")
         if not low <= value <= high:
-            raise FieldError(f"must be {low}-{high}, not {value}")
+            raise FieldError(f"must be {low}-{high}, not {shown(value)}")
         return value
     return parse
 
@@ -64,22 +90,36 @@ def integer(low: int, high: int):
 def one_of(*choices: str):
     def parse(value) -> str:
         if value not in choices:
-            raise FieldError(f"must be one of {', '.join(repr(c) for c in choices)}, not {value!r}")
+            raise FieldError(f"must be one of {', '.join(repr(c) for c in choices)}, not {shown(value)}")
         return value
     return parse
 
 
 def duration(value) -> float:
-    """'90s', '30m', '6h', '1d', or a number of seconds."""
+    """'90s', '30m', '6h', '1d', or a number of seconds: positive, finite, at most MAX_DURATION."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         seconds = float(value)
     elif isinstance(value, str) and (match := _DURATION.match(value)):
         seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
     else:
-        raise FieldError(f"must be a duration like '90s', '30m', '6h' or '1d', not {value!r}")
+        raise FieldError(f"must be a duration like '90s', '30m', '6h' or '1d', not {shown(value)}")
+    if not math.isfinite(seconds):
+        raise FieldError(f"must be a finite duration, not {shown(value)}")
     if seconds <= 0:
-        raise FieldError(f"must be a positive duration, not {value!r}")
+        raise FieldError(f"must be a positive duration, not {shown(value)}")
+    if seconds > MAX_DURATION:
+        raise FieldError(f"must be at most {MAX_DURATION / 86400:.0f}d, not {shown(value)}")
     return seconds
+
+
+def duration_from(low: float, text: str):
+    """A duration of at least `low` seconds (written `text` in the message)."""
+    def parse(value) -> float:
+        seconds = duration(value)
+        if seconds < low:
+            raise FieldError(f"must be at least {text}, not {shown(value)}")
+        return seconds
+    return parse
 
 
 def size(value) -> int:
@@ -88,20 +128,20 @@ def size(value) -> int:
         return value
     if isinstance(value, str) and (match := _SIZE.match(value)):
         return int(float(match.group(1)) * _SIZE_UNITS[(match.group(2) or "b").lower()])
-    raise FieldError(f"must be a size like '8MiB' or a number of bytes, not {value!r}")
+    raise FieldError(f"must be a size like '8MiB' or a number of bytes, not {shown(value)}")
 
 
 def chunk_size(value) -> int:
     parsed = size(value)
     if parsed <= 0 or parsed % (256 * 1024):
-        raise FieldError(f"must be a positive multiple of 256KiB, not {value!r}")
+        raise FieldError(f"must be a positive multiple of 256KiB, not {shown(value)}")
     return parsed
 
 
 def string_list(value) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise FieldError(f"must be a list of strings, not {_type_name(value)}")
-    return tuple(value)
+        raise FieldError(f"must be a list of strings, not {type_name(value)}")
+    return tuple(string(item) for item in value)
 
 
 def argv(value) -> tuple[str, ...]:
@@ -115,7 +155,7 @@ def member_name(value) -> str:
     """A file name inside the archive: no slashes, no dot-dot."""
     name = nonempty_string(value)
     if "/" in name or name in (".", ".."):
-        raise FieldError(f"must be a plain file name, not {value!r}")
+        raise FieldError(f"must be a plain file name, not {shown(value)}")
     return name
 
 
@@ -124,7 +164,7 @@ def timezone(value) -> str:
     try:
         zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise FieldError(f"unknown time zone {value!r} (try 'UTC' or 'Europe/Berlin')") from None
+        raise FieldError(f"unknown time zone {shown(value)} (try 'UTC' or 'Europe/Berlin')") from None
     return name
 
 
@@ -140,36 +180,47 @@ def _cron_value(token: str, index: int) -> int:
     if names and token in names:
         return names.index(token) + (1 if index == 3 else 0)
     if not token.isdigit():
-        raise FieldError(f"{_CRON_FIELDS[index][0]} field has {token!r}, not a number")
+        raise FieldError(f"{_CRON_FIELDS[index][0]} field has {shown(token)}, not a number")
     return int(token)
 
 
+def _cron_span(span: str, step: str | None, index: int) -> tuple[int, int]:
+    """The first and last value `span` covers ('*' is the whole range; '3/4' runs from 3 to the end)."""
+    label_, low, high = _CRON_FIELDS[index]
+    if span == "*":
+        return low, (6 if index == 4 else high)
+    bounds = [_cron_value(token, index) for token in span.split("-")]
+    for bound in bounds:
+        if not low <= bound <= high:
+            raise FieldError(f"{label_} must be {low}-{high}, not {bound}")
+    if len(bounds) == 2 and bounds[0] > bounds[1]:
+        raise FieldError(f"{label_} range {shown(span)} runs backwards (write it low-high, or as a list)")
+    return bounds[0], (bounds[-1] if len(bounds) == 2 or step is None else high)
+
+
 def _cron_field(text: str, index: int) -> str:
-    label, low, high = _CRON_FIELDS[index]
+    label_, low, high = _CRON_FIELDS[index]
     out = []
     for item in text.lower().split(","):
         match = _CRON_ITEM.match(item)
         if not match:
-            raise FieldError(f"{label} field {text!r} is not valid crontab syntax")
+            raise FieldError(f"{label_} field {shown(text)} is not valid crontab syntax")
         span, step = match.groups()
+        first, last = _cron_span(span, step, index)
         if step is not None and int(step) == 0:
-            raise FieldError(f"{label} field {text!r} has a step of 0")
-        bounds = [] if span == "*" else [_cron_value(t, index) for t in span.split("-")]
-        for bound in bounds:
-            if not low <= bound <= high:
-                raise FieldError(f"{label} must be {low}-{high}, not {bound}")
+            raise FieldError(f"{label_} field {shown(text)} has a step of 0")
+        if step is not None and int(step) > last - first:
+            raise FieldError(f"{label_} step {int(step)} is larger than its range {first}-{last}")
         if index == 4 and (span, step) != ("*", None):  # crontab counts days from Sunday = 0 (or 7): by name
-            first, last = (bounds[0], bounds[-1]) if bounds else (0, 6)
-            days = range(first, last + 1, int(step or 1))
-            out.extend(dict.fromkeys(_DAYS[day % 7] for day in days))
+            out.extend(dict.fromkeys(_DAYS[day % 7] for day in range(first, last + 1, int(step or 1))))
             continue
         out.append(span + (f"/{step}" if step else ""))
-    return ",".join(out)
+    return ",".join(dict.fromkeys(out))
 
 
 def crontab(value) -> str:
     """A 5-field crontab expression; returned normalised (days of week as names)."""
     fields = nonempty_string(value).split()
     if len(fields) != 5:
-        raise FieldError(f"must have 5 fields (minute hour day month weekday), not {len(fields)}: {value!r}")
+        raise FieldError(f"must have 5 fields (minute hour day month weekday), not {len(fields)}: {shown(value)}")
     return " ".join(_cron_field(text, index) for index, text in enumerate(fields))

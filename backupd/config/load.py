@@ -1,14 +1,14 @@
 """Read a TOML file, validate all of it, and return a Config or raise ConfigError listing every problem."""
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import tomllib
 from pathlib import Path
 
+from . import checks
 from .destinations import DESTINATION_TYPES
-from .fields import FieldError
+from .fields import FieldError, did_you_mean, label, shown, type_name
 from .model import Config, DaemonConfig, JobConfig
 from .schema import REQUIRED, keys
 from .sources import MANIFEST_NAME, SOURCE_TYPES
@@ -47,7 +47,11 @@ def parse(raw: dict, path: Path) -> Config:
     errors = _Errors()
     errors.unknown_keys(raw, TOP_LEVEL, "")
     tables = _Tables(errors, path.parent.resolve())
-    daemon = tables.build(DaemonConfig, raw.get("daemon", {}), "daemon") or DaemonConfig()
+    table = raw.get("daemon", {})
+    values, _ = tables.values(DaemonConfig, table, "daemon")
+    daemon = DaemonConfig(**values)   # every daemon key has a default
+    failed = set(table) - set(values) if isinstance(table, dict) else set()
+    checks.daemon_paths(daemon, errors.add, unparsed=failed)
     sources = tables.typed(raw, "sources", SOURCE_TYPES)
     destinations = tables.typed(raw, "destinations", DESTINATION_TYPES)
     jobs = {}
@@ -56,18 +60,13 @@ def parse(raw: dict, path: Path) -> Config:
         values, complete = tables.values(JobConfig, table, where)
         for section in ("sources", "destinations"):
             declared = raw.get(section) if isinstance(raw.get(section), dict) else {}
-            _check_references(values, section, declared, where, errors)
+            if section in values:
+                checks.references(values[section], section, declared, where, errors.add)
         if complete:
             jobs[name] = JobConfig(name=name, **values)
     if errors:
         raise ConfigError(path, errors)
     return Config(path=path, daemon=daemon, jobs=jobs, sources=sources, destinations=destinations)
-
-
-def did_you_mean(word: str, choices, otherwise: str = "") -> str:
-    """'; did you mean 'x'?' for the closest of `choices`, or `otherwise` when none is close."""
-    hint = difflib.get_close_matches(word, list(choices), n=1)
-    return f"; did you mean '{hint[0]}'?" if hint else otherwise
 
 
 class _Errors(list):
@@ -81,7 +80,7 @@ class _Errors(list):
 
 
 def _join(where: str, name: str) -> str:
-    return f"{where}.{name}" if where else name
+    return f"{where}.{label(name)}" if where else label(name)
 
 
 def _named_tables(raw: dict, section: str, errors: _Errors):
@@ -90,12 +89,13 @@ def _named_tables(raw: dict, section: str, errors: _Errors):
         errors.add(section, "must be a table of named entries")
         return
     for name, table in tables.items():
+        where = _join(section, name)
         if not _NAME.match(name):
-            errors.add(f"{section}.{name}", "names may hold letters, digits, '_', '-' and '.' only")
+            errors.add(where, "names may hold letters, digits, '_', '-' and '.' only")
         elif section == "sources" and name == MANIFEST_NAME:
-            errors.add(f"{section}.{name}", f"'{MANIFEST_NAME}' is the archive's manifest; choose another name")
+            errors.add(where, f"'{MANIFEST_NAME}' is the archive's manifest; choose another name")
         elif not isinstance(table, dict):
-            errors.add(f"{section}.{name}", "must be a table")
+            errors.add(where, "must be a table")
         else:
             yield name, table
 
@@ -139,10 +139,8 @@ class _Tables:
         out = {}
         for name, table in _named_tables(raw, section, self.errors):
             kind = table.get("type")
-            if kind not in types:
-                known = did_you_mean(str(kind), types, otherwise=f"; known types: {', '.join(types)}")
-                self.errors.add(f"{section}.{name}.type",
-                                "is required" if kind is None else f"unknown type {kind!r}{known}")
+            if not isinstance(kind, str) or kind not in types:
+                self.errors.add(f"{section}.{name}.type", _type_problem(kind, types))
                 continue
             built = self.build(types[kind], table, f"{section}.{name}", extra=("type",), name=name)
             if built is not None:
@@ -150,13 +148,10 @@ class _Tables:
         return out
 
 
-def _check_references(values: dict, section: str, known: dict, where: str, errors: _Errors) -> None:
-    names = values.get(section)
-    if names is None:
-        return
-    if not names:
-        errors.add(f"{where}.{section}", f"must name at least one of the configured {section}")
-    for name in names:
-        if name not in known:
-            errors.add(f"{where}.{section}",
-                       f"names unknown {section[:-1]} '{name}'" + did_you_mean(name, known))
+def _type_problem(kind, types: dict) -> str:
+    known = f"; known types: {', '.join(types)}"
+    if kind is None:
+        return "is required"
+    if not isinstance(kind, str):
+        return f"must be a string, not {type_name(kind)}{known}"
+    return f"unknown type {shown(kind)}" + did_you_mean(kind, types, otherwise=known)

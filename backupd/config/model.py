@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from . import fields as f
+from . import cron, fields as f
 from .schema import key
 
 
@@ -32,13 +32,14 @@ class JobConfig:
     """One [jobs.NAME] table."""
 
     name: str
-    schedule: str = key(f.crontab, "0 3 * * *", doc="5-field crontab, normalised (weekdays by name)")
+    schedule: str = key(cron.schedule, "0 3 * * *", doc="5-field crontab, normalised (weekdays by name)")
     timezone: str = key(f.timezone, "UTC", doc="time zone the schedule is read in")
     sources: tuple[str, ...] = key(f.string_list, doc="names of [sources.*] tables, each at most once")
     destinations: tuple[str, ...] = key(f.string_list, doc="names of [destinations.*] tables, each at most once")
     compression_level: int = key(f.integer(1, 22), 3, doc="zstd level")
     catch_up: bool = key(f.boolean, True, doc="run once at start if a scheduled run was missed while down")
-    misfire_grace: float = key(f.duration, 6 * 3600.0, doc="how old a missed slot may be and still run")
+    misfire_grace: float = key(f.duration_from(1.0, "1s"), 6 * 3600.0,
+                               doc="how old a missed slot may be and still run (APScheduler counts whole seconds)")
 
 
 @dataclass(frozen=True, kw_only=True)

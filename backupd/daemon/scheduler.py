@@ -8,23 +8,19 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta, timezone
 from typing import Callable
-from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.cron import CronTrigger
 
-from ..config import Config, JobConfig
+from ..config import Config, JobConfig, cron
 from ..jobs.result import Trigger
 
 log = logging.getLogger("backupd.scheduler")
 
 
-def cron_trigger(job: JobConfig) -> CronTrigger:
-    """The job's crontab (already normalised by the config: weekdays by name) as an APScheduler trigger."""
-    minute, hour, day, month, day_of_week = job.schedule.split()
-    return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=day_of_week,
-                       timezone=ZoneInfo(job.timezone))
+def cron_trigger(job: JobConfig) -> BaseTrigger:
+    """The job's crontab as an APScheduler trigger, built as the configuration check built it (config.cron)."""
+    return cron.trigger(job.schedule, job.timezone)
 
 
 TriggerFor = Callable[[JobConfig], BaseTrigger]   # a job's configuration -> when it fires
