@@ -9,11 +9,13 @@ from collections import namedtuple
 
 from backupd.daemon import protocol as proto
 
-from .ctl_format import SHOW, progress_text
+from .ctl_call import Busy, NoAnswer, Request
+from .ctl_format import SHOW, printable, progress_text
 
 DEFAULT_SOCKET = "/run/backupd/backupd.sock"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
-REPLY_TIMEOUT = 120.0         # list may ask a remote destination; trigger --wait has no timeout
+REPLY_TIMEOUT = 120.0         # default --timeout: list may ask a remote destination
+SHAPE_ERRORS = (TypeError, ValueError, AttributeError, KeyError, IndexError)   # a reply this backupctl cannot show
 PLAIN_PROGRESS_EVERY = 5.0    # seconds between progress lines when stderr is not a terminal
 
 
@@ -27,16 +29,20 @@ class WaitProgress:
         self.last_print, self.last_stage, self.drawn, self.run_id = 0.0, None, False, None
 
     def __call__(self, event: dict) -> None:
+        event = printable(event)
         self.run_id = event.get("run_id") or self.run_id
         if not self.enabled or event.get("type") != "progress":
             return
+        try:
+            text = progress_text(event)
+        except SHAPE_ERRORS:
+            return   # an event this backupctl cannot read: skipped; the final reply still says how the run ended
         now = time.monotonic()
         if self.tty:
-            text = progress_text(event)[: self.columns() - 1]
-            self.stream.write("\r\033[K" + text)
+            self.stream.write("\r\033[K" + text[: self.columns() - 1])
             self.drawn = True
         elif event.get("stage") != self.last_stage or now - self.last_print >= PLAIN_PROGRESS_EVERY:
-            self.stream.write(progress_text(event) + "\n")
+            self.stream.write(text + "\n")
             self.last_print, self.last_stage = now, event.get("stage")
         self.stream.flush()
 
@@ -60,6 +66,23 @@ def positive_int(text: str, option: str) -> int:
     return int(text)
 
 
+def history_limit(text: str, option: str) -> int:
+    number = positive_int(text, option)
+    if number > proto.HISTORY_MAX:
+        raise UsageError(f"option {option}: expected a whole number from 1 to {proto.HISTORY_MAX}, got {text!r}")
+    return number
+
+
+def positive_seconds(text: str, option: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < float("inf"):
+        raise UsageError(f"option {option}: expected a positive number of seconds, got {text!r}")
+    return seconds
+
+
 def text_value(text: str, option: str) -> str:
     if not text:
         raise UsageError(f"option {option}: expected a value")
@@ -68,7 +91,9 @@ def text_value(text: str, option: str) -> str:
 
 # option: (destination, converter or None for a flag, help)
 GLOBAL_OPTIONS = {"--socket": ("socket", text_value, f"control socket (default: $BACKUPD_SOCKET or {DEFAULT_SOCKET})"),
-                  "--json": ("json", None, "print the machine-readable JSON result")}
+                  "--json": ("json", None, "print the machine-readable JSON result"),
+                  "--timeout": ("timeout", positive_seconds, f"seconds the daemon has to answer (default "
+                                f"{REPLY_TIMEOUT:g}); with trigger --wait, also between progress updates")}
 JOB_OPTION = {"--job": ("job", text_value, "only this job")}
 # summary: the help line; positional: the request argument a bare word fills, or None; options: as
 # GLOBAL_OPTIONS; request: the request arguments sent to the daemon, with their defaults
@@ -80,8 +105,9 @@ COMMANDS = {
                         "--upload-pending": ("upload_pending", None, "only retry uploads that are pending")},
                        {"job": None, "wait": False, "upload_pending": False}),
     "history": Command("recent runs, newest first", None,
-                       {**JOB_OPTION, "--limit": ("limit", positive_int,
-                                                  f"at most N runs (default {proto.HISTORY_LIMIT})")},
+                       {**JOB_OPTION, "--limit": ("limit", history_limit,
+                                                  f"at most N runs, 1-{proto.HISTORY_MAX} (default "
+                                                  f"{proto.HISTORY_LIMIT})")},
                        {"job": None, "limit": proto.HISTORY_LIMIT}),
     "list": Command("backups present at the destinations", None,
                     {**JOB_OPTION, "--destination": ("destination", text_value, "only this destination")},
@@ -136,7 +162,7 @@ def _take_option(name: str, inline: str | None, table: dict, rest: list[str], op
 
 def parse_args(argv: list[str]) -> dict:
     """Parse the command line into {"command", "socket", "json", and the command's request arguments}."""
-    options: dict = {"command": None, "socket": None, "json": False}
+    options: dict = {"command": None, "socket": None, "json": False, "timeout": REPLY_TIMEOUT}
     rest = list(argv)
     while rest:
         token = rest.pop(0)
@@ -194,8 +220,9 @@ def unreachable(path: str, exc: BaseException) -> int:
 def report_remote_error(exc: proto.RemoteError, as_json: bool) -> int:
     if as_json:
         print(json.dumps({"error": {"message": exc.message, "code": exc.code, "details": exc.details}}, indent=2))
-    lines = [exc.message] + [f"  {error}" for error in exc.details.get("errors", [])]
-    return fail("\n".join(lines), EXIT_FAILED)
+    errors = exc.details.get("errors")
+    lines = [exc.message] + [f"  {error}" for error in (errors if isinstance(errors, list) else [])]
+    return fail("\n".join(printable(lines)), EXIT_FAILED)
 
 
 def execute(options: dict) -> int:
@@ -203,21 +230,39 @@ def execute(options: dict) -> int:
     path = options["socket"] or os.environ.get("BACKUPD_SOCKET") or DEFAULT_SOCKET
     waiting = command == "trigger" and options.get("wait", False)
     progress = WaitProgress(enabled=waiting and (not as_json or sys.stderr.isatty()))
+    request = Request(path, command, request_args(options), options["timeout"], progress, between_events=waiting)
     try:
         try:
-            result = proto.call(path, command, request_args(options),
-                                timeout=None if waiting else REPLY_TIMEOUT, on_event=progress)
+            result = request.send()
         finally:
             progress.clear()
     except proto.RemoteError as exc:
         return report_remote_error(exc, as_json)
+    except Busy as exc:
+        return fail(f"the daemon at {path} is busy: {exc}; try again later", EXIT_UNREACHABLE)
+    except NoAnswer as exc:
+        going_on = f"; run {progress.run_id} may still be going on (backupctl status)" if progress.run_id else ""
+        return fail(f"the daemon at {path} {exc}{going_on}", EXIT_UNREACHABLE)
     except proto.ProtocolError as exc:
         return fail(f"the daemon at {path} did not answer properly: {exc}", EXIT_UNREACHABLE)
     except OSError as exc:
         return unreachable(path, exc)
     except KeyboardInterrupt:
         return fail(f"stopped waiting; the run {progress.run_id or ''} goes on in the daemon".replace("  ", " "), 130)
-    print(json.dumps(result, indent=2) if as_json else SHOW[command](result))
+    return show(command, result, as_json, waiting)
+
+
+def show(command: str, result: dict, as_json: bool, waiting: bool) -> int:
+    """Print the result (control characters from the daemon escaped); exit 1 for a run that failed."""
+    if as_json:
+        print(json.dumps(result, indent=2))
+    else:
+        try:
+            text = SHOW[command](printable(result))
+        except SHAPE_ERRORS as exc:
+            return fail(f"unexpected reply from the daemon to {command} ({type(exc).__name__}: "
+                        f"{printable(str(exc))}); --json shows replies as they come", EXIT_FAILED)
+        print(text)
     return EXIT_FAILED if waiting and result.get("status") != "success" else EXIT_OK
 
 

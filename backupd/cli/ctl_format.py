@@ -1,12 +1,27 @@
 """backupctl's human output: tables, sizes, times (stdlib only: backupctl must start fast)."""
 from __future__ import annotations
 
+import re
+
 from backupd.util.units import human_size
+
+# C0 and C1 controls, DEL, bidirectional overrides and isolates, lone surrogates: what a terminal acts on or
+# cannot print; shown escaped as repr() would ('\x1b'), so a daemon's text cannot drive the terminal
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def printable(value):
+    """`value` (a decoded JSON reply or part of one) with every string's unprintable characters escaped."""
+    if isinstance(value, str):
+        return _UNPRINTABLE.sub(lambda found: repr(found.group())[1:-1], value)
+    if isinstance(value, list):
+        return [printable(item) for item in value]
+    if isinstance(value, dict):
+        return {printable(key): printable(item) for key, item in value.items()}
+    return value
 
 
 # -- formatting --------------------------------------------------------------------------------------------------
-
-
 def _parse_time(text):
     from datetime import datetime
     return datetime.fromisoformat(text)

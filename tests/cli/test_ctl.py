@@ -1,28 +1,29 @@
 """The real backupctl, run as a process against a real ControlServer serving canned results."""
+import importlib
 import json
 import os
 import pty
 import py_compile
 import re
-import shutil
 import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from backupd.daemon.control import CommandError, ControlServer
+from backupd.daemon.control import CommandError
+from tests.cli.peers import control_server
 
 BIN = Path(sys.executable).parent / "backupctl"
 SCRIPT = [str(BIN)] if BIN.exists() else ["-m", "backupd.cli.ctl"]   # the console script, else the module
 BACKUPCTL = SCRIPT if BIN.exists() else [sys.executable] + SCRIPT
 HEAVY = ("apscheduler", "google", "googleapiclient", "zstandard", "sdnotify", "pythonjsonlogger", "httplib2")
-ALLOWED_OWN = {"backupd", "backupd.cli", "backupd.cli.ctl", "backupd.cli.ctl_format", "backupd.daemon",
-               "backupd.daemon.protocol", "backupd.util", "backupd.util.units"}   # util: the stdlib-only bottom layer
+ALLOWED_OWN = {"backupd", "backupd.cli", "backupd.cli.ctl", "backupd.cli.ctl_call", "backupd.cli.ctl_format",
+               "backupd.daemon", "backupd.daemon.protocol",
+               "backupd.util", "backupd.util.units"}   # util: the stdlib-only bottom layer
 
 
 def run_record(status="success", **changes):
@@ -78,16 +79,8 @@ HANDLERS = {
 @pytest.fixture(scope="module")
 def daemon():
     """A ControlServer with canned handlers on a short socket path."""
-    directory = tempfile.mkdtemp(prefix="ctl-")
-    path = os.path.join(directory, "backupd.sock")
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(path)
-    listener.listen(16)
-    server = ControlServer(listener, HANDLERS, lambda peer: True)
-    server.start()
-    yield path
-    server.stop(timeout=2)
-    shutil.rmtree(directory, ignore_errors=True)
+    with control_server(HANDLERS) as path:
+        yield path
 
 
 def ctl(*args, socket_path=None, env=None, **streams):
@@ -260,10 +253,8 @@ def wall_times(command, runs):
 
 def test_startup_time_close_to_a_bare_interpreter(daemon):
     """Issue 5: `backupctl status` <= 1.5x `python -c pass` (same interpreter); median of interleaved pairs."""
-    import backupd.cli.ctl as module
-    for name in ("backupd", "backupd.cli", "backupd.daemon", "backupd.daemon.protocol"):
-        py_compile.compile(sys.modules[name].__file__)  # as installed: bytecode exists even if writing it is off
-    py_compile.compile(module.__file__)
+    for name in ALLOWED_OWN:   # what backupctl imports of its own, byte-compiled as an installation has it
+        py_compile.compile(importlib.import_module(name).__file__)
     bare, status = [sys.executable, "-c", "pass"], BACKUPCTL + ["--socket", daemon, "status"]
     wall_times(status, 2)  # warm the page cache
     pairs = [(wall_times(status, 1)[0], wall_times(bare, 1)[0]) for _ in range(20)]
