@@ -3,13 +3,18 @@ be written. Sources raise SourceError too (sources.base re-exports it), so a run
 from __future__ import annotations
 
 
-class ArchiveError(Exception):
-    """Writing an archive failed; the message names the path and what to do."""
-
-
-class SourceError(ArchiveError):
+class SourceError(Exception):
     """A source could not be read; the message names the path or command and what to do."""
 
 
-class WriteError(ArchiveError):
-    """The archive (or its manifest) could not be written: a full disk, an I/O error."""
+class WriteError(OSError):
+    """The archive (or its manifest) could not be written: a full disk, an I/O error. An OSError with the
+    errno and the file name; `written` is what the archive held when it failed (bytes, when known)."""
+
+    written: int | None = None
+
+    @classmethod
+    def of(cls, exc: OSError, filename) -> "WriteError":
+        if isinstance(exc, WriteError):
+            return exc
+        return cls(exc.errno, exc.strerror or str(exc), str(filename) if filename is not None else None)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import os
 import queue
-import threading
 
 import zstandard
+
+from .errors import WriteError
+from .pipeline import END, Channel, Pipeline
 
 BUFFER = 1 << 20            # pooled buffers: small members are gathered, large files read, into these
 DEPTH = 3                   # buffers waiting for the compressor thread
@@ -20,7 +22,6 @@ JOB_SIZE = 2 << 20
 WRITEBACK = 16 << 20        # the writer thread starts the disk writeback of each this many bytes written, so
                             # the final fsync has little left to wait for (it was ~0.3 s per 500 MiB)
 _SYNC_FILE_RANGE_WRITE = 2
-_END = None
 
 
 def _writeback_starter(file):
@@ -45,24 +46,42 @@ def _write_all(file, data) -> None:
                 written += file.write(view[written:])
 
 
-class _Output:
-    """Where zstd writes its output: gathered into OUT_BUFFER pieces that a writer thread hashes
-    (hashlib releases the GIL on large buffers), writes to the file and starts writing back to disk."""
+class _Writer:
+    """The last stage: hashes each piece of zstd's output (hashlib releases the GIL on large buffers), writes
+    it to the file and starts its writeback to disk; its errors are WriteErrors naming the file."""
 
-    def __init__(self, file) -> None:
-        self.file = file
-        self.sha = hashlib.sha256()
-        self.bytes_out = 0
-        self.error: BaseException | None = None
-        self._work: queue.Queue = queue.Queue(OUT_DEPTH)
-        self._free: queue.Queue = queue.Queue()
+    def __init__(self, file, free: queue.Queue) -> None:
+        self.file, self.sha, self.bytes_out = file, hashlib.sha256(), 0
+        self._free, self._synced = free, 0
+        self._start_writeback = _writeback_starter(file)
+
+    def write_piece(self, item) -> None:
+        buffer, length = item
+        try:
+            with memoryview(buffer) as view:
+                piece = view[:length]
+                self.sha.update(piece)
+                _write_all(self.file, piece)
+                piece.release()
+        except OSError as exc:
+            raise WriteError.of(exc, getattr(self.file, "name", None)) from exc
+        self.bytes_out += length
+        if self.bytes_out - self._synced >= WRITEBACK:
+            self._start_writeback(self._synced, self.bytes_out - self._synced)
+            self._synced = self.bytes_out
+        self._free.put(buffer)
+
+
+class _Gatherer:
+    """Where zstd writes its output (in the compressor thread): gathered into OUT_BUFFER pieces for the writer."""
+
+    def __init__(self, outbox: Channel, free: queue.Queue) -> None:
+        self._outbox, self._free = outbox, free
         self._current = bytearray(OUT_BUFFER)
         self._pos = 0
-        self._thread = threading.Thread(target=self._run, name="archive-writer", daemon=True)
-        self._thread.start()
 
     def write(self, data) -> int:
-        """Called by zstd (in the compressor thread) with at most OUT_CHUNK bytes."""
+        """Called by zstd with at most OUT_CHUNK bytes."""
         size, pos = len(data), self._pos
         if pos + size > OUT_BUFFER:
             self.hand_over()
@@ -72,69 +91,39 @@ class _Output:
         return size
 
     def hand_over(self) -> None:
-        """Pass the gathered output to the writer thread."""
-        if self.error is not None:
-            raise self.error
+        """Pass the gathered output to the writer stage (raises the pipeline's error if it failed)."""
         if self._pos:
-            self._work.put((self._current, self._pos))
+            self._outbox.put((self._current, self._pos))
             try:
                 self._current = self._free.get_nowait()
             except queue.Empty:
                 self._current = bytearray(OUT_BUFFER)
             self._pos = 0
 
-    def close(self) -> None:
-        """Write what is gathered and stop the writer thread; raises its error if it had one."""
-        try:
-            self.hand_over()
-        finally:
-            self.stop()
-        if self.error is not None:
-            raise self.error
-
-    def stop(self) -> None:
-        if self._thread.is_alive():
-            self._work.put(_END)
-            self._thread.join()
-
-    def _run(self) -> None:
-        sha, file, start_writeback, synced = self.sha, self.file, _writeback_starter(self.file), 0
-        while (item := self._work.get()) is not _END:
-            buffer, length = item
-            if self.error is None:
-                try:
-                    with memoryview(buffer) as view:
-                        piece = view[:length]
-                        sha.update(piece)
-                        _write_all(file, piece)
-                        piece.release()
-                    self.bytes_out += length
-                    if self.bytes_out - synced >= WRITEBACK:
-                        start_writeback(synced, self.bytes_out - synced)
-                        synced = self.bytes_out
-                except BaseException as exc:    # handed to the compressor thread on its next piece
-                    self.error = exc
-            self._free.put(buffer)
-
 
 class CompressedStream:
     """Bytes in, one zstd frame out to `file`; tracks bytes out and the sha256 of the output.
 
+    A pipeline: the producer (the thread reading the sources) -> the compressor stage (feeds zstd's worker
+    threads) -> the writer stage. An error in any of them ends all of them and reaches the producer.
     Memory is fixed: pieces are copied into pooled BUFFER-sized bytearrays (at most DEPTH + 2 exist)
     and zstd hands its output over in OUT_CHUNK pieces, so no large object is allocated per piece."""
 
     def __init__(self, file, level: int, threads: int = -1) -> None:
         params = zstandard.ZstdCompressionParameters.from_level(level, threads=threads, job_size=JOB_SIZE)
-        self._out = _Output(file)
-        self._zstd = zstandard.ZstdCompressor(compression_params=params).stream_writer(
-            self._out, write_size=OUT_CHUNK, closefd=False)
-        self._work: queue.Queue = queue.Queue(DEPTH)
+        self._pipeline = Pipeline()
         self._free: queue.Queue = queue.Queue()
-        self._error: BaseException | None = None
+        out_free: queue.Queue = queue.Queue()
+        to_compressor, to_writer = self._pipeline.channel(DEPTH), self._pipeline.channel(OUT_DEPTH)
+        self._out = _Writer(file, out_free)
+        self._gatherer = _Gatherer(to_writer, out_free)
+        self._zstd = zstandard.ZstdCompressor(compression_params=params).stream_writer(
+            self._gatherer, write_size=OUT_CHUNK, closefd=False)
+        self._inbox = to_compressor
         self._current = bytearray(BUFFER)
         self._pos = 0
-        self._thread = threading.Thread(target=self._run, name="archive-compressor", daemon=True)
-        self._thread.start()
+        self._pipeline.stage("archive-compressor", to_compressor, self._compress, self._end_frame, to_writer)
+        self._pipeline.stage("archive-writer", to_writer, self._out.write_piece)
 
     @property
     def bytes_out(self) -> int:
@@ -159,7 +148,7 @@ class CompressedStream:
     def flush_pending(self) -> None:
         """Hand the current buffer to the compressor thread."""
         if self._pos:
-            self._put((self._current, self._pos))
+            self._inbox.put((self._current, self._pos))
             self._current = self.take_buffer()
             self._pos = 0
 
@@ -173,50 +162,43 @@ class CompressedStream:
     def submit(self, buffer: bytearray, length: int) -> None:
         """Compress buffer[:length] (after anything queued); the buffer returns to the pool afterwards."""
         self.flush_pending()
-        self._put((buffer, length))
+        self._inbox.put((buffer, length))
 
     def give_back(self, buffer: bytearray) -> None:
         self._free.put(buffer)
 
-    def _put(self, item) -> None:
-        if self._error is not None:
-            raise self._error
-        self._work.put(item)
-
     def close(self) -> str:
         """End the zstd frame, flush and fsync the file; returns the hex sha256 of everything written."""
         self.flush_pending()
-        self._put(_END)
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        self._out.file.flush()
-        os.fsync(self._out.file.fileno())
+        self._inbox.put(END)
+        self._pipeline.join()
+        file = self._out.file
+        try:
+            file.flush()
+            os.fsync(file.fileno())
+        except OSError as exc:
+            raise WriteError.of(exc, getattr(file, "name", None)) from exc
         return self._out.sha.hexdigest()
 
     def abort(self) -> None:
-        """Stop the compressor thread without finishing the frame."""
-        if self._thread.is_alive():
-            self._error = self._error or RuntimeError("aborted")
-            self._work.put(_END)
-            self._thread.join()
-
-    # -- the compressor thread ------------------------------------------------------------------------
-    def _run(self) -> None:
+        """Stop every stage without finishing the frame (a no-op once they ended)."""
+        self._pipeline.fail(Aborted("the archive was abandoned"))
         try:
-            while (item := self._work.get()) is not _END:
-                if self._error is not None:
-                    continue        # aborted: drain until the end marker
-                buffer, length = item
-                with memoryview(buffer) as view:
-                    self._zstd.write(view[:length])
-                self._free.put(buffer)
-            if self._error is None:
-                self._zstd.flush(zstandard.FLUSH_FRAME)
-                self._out.close()
-        except BaseException as exc:    # handed to the producer on its next call
-            self._error = exc
-            while self._work.get() is not _END:
-                pass
-        finally:
-            self._out.stop()
+            self._pipeline.join()
+        except BaseException:
+            pass
+
+    # -- the compressor stage ---------------------------------------------------------------------------
+    def _compress(self, item) -> None:
+        buffer, length = item
+        with memoryview(buffer) as view:
+            self._zstd.write(view[:length])
+        self._free.put(buffer)
+
+    def _end_frame(self) -> None:
+        self._zstd.flush(zstandard.FLUSH_FRAME)
+        self._gatherer.hand_over()
+
+
+class Aborted(Exception):
+    """The producer gave up on the archive (its own error, or a cancel)."""
