@@ -1,13 +1,27 @@
 """MANIFEST.json, streamed to a scratch file as members are written: memory does not grow with file count."""
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
 from pathlib import Path
 
+from .errors import WriteError
+
 FORMAT = "backupd-manifest/1"
 BUFFER = 1 << 20
+
+
+def _writes(method):
+    """A ManifestWriter method whose OSErrors (a full disk) are WriteErrors naming the manifest file."""
+    @functools.wraps(method)
+    def guarded(self, *args):
+        try:
+            return method(self, *args)
+        except OSError as exc:
+            raise WriteError.of(exc, self.path) from exc
+    return guarded
 
 
 def quote(text: str) -> str:
@@ -31,11 +45,13 @@ class ManifestWriter:
         head = ",\n".join(f"{json.dumps(k)}: {json.dumps(v, default=str)}" for k, v in fields.items())
         self.stream.write("{" + head + ',\n"members": [')
 
+    @_writes
     def file(self, name: str, size: int, sha256: str) -> None:
         self.stream.write(f'{self._sep}{{"name": {quote(name)}, "type": "file", "size": {size}, '
                          f'"sha256": "{sha256}"}}')
         self._sep = ",\n"
 
+    @_writes
     def files(self, lines: list[str]) -> None:
         """Member entries already formatted as JSON objects; empties the list."""
         if lines:
@@ -43,15 +59,18 @@ class ManifestWriter:
             self._sep = ",\n"
             lines.clear()
 
+    @_writes
     def directory(self, name: str) -> None:
         self.stream.write(f'{self._sep}{{"name": {quote(name)}, "type": "dir", "size": 0}}')
         self._sep = ",\n"
 
+    @_writes
     def symlink(self, name: str, target: str) -> None:
         self.stream.write(f'{self._sep}{{"name": {quote(name)}, "type": "symlink", "size": 0, '
                          f'"target": {quote(target)}}}')
         self._sep = ",\n"
 
+    @_writes
     def warning(self, member: str, message: str) -> None:
         if self._warnings is None:
             self._warnings = open(self._warnings_path, "w+", encoding="utf-8")
@@ -59,6 +78,7 @@ class ManifestWriter:
                              f'"message": {quote(message)}}}')
         self._warning_sep = ",\n"
 
+    @_writes
     def close(self, totals: dict) -> int:
         """Finish the JSON document; returns its size in bytes."""
         self.stream.write('\n],\n"warnings": [')
@@ -73,13 +93,18 @@ class ManifestWriter:
 
     def _close_warnings(self) -> None:
         if self._warnings is not None:
-            self._warnings.close()
-            self._warnings = None
-            self._warnings_path.unlink(missing_ok=True)
+            warnings, self._warnings = self._warnings, None
+            try:
+                warnings.close()
+            finally:
+                self._warnings_path.unlink(missing_ok=True)
 
     def discard(self) -> None:
-        """Close and remove the scratch files."""
-        if not self.stream.closed:
-            self.stream.close()
-        self._close_warnings()
+        """Close and remove the scratch files; never raises (on a full disk, closing fails to flush, and
+        the files must go all the same)."""
+        for close in (self.stream.close, self._close_warnings):
+            try:
+                close()         # the descriptor is closed even when the flush before it fails
+            except OSError:
+                pass
         self.path.unlink(missing_ok=True)

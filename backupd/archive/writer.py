@@ -19,7 +19,7 @@ from ..cancel import CancelToken
 from ..util.clock import utc_now
 from ..util.names import MANIFEST_NAME
 from . import tarheader as th
-from .errors import SourceError
+from .errors import SourceError, WriteError
 from .inputs import PLAIN_NAME, readinto_from_read, shown_path
 from .manifest import ManifestWriter
 from .sink import SourceSink
@@ -79,15 +79,29 @@ class ArchiveWriter:
             self._stream = CompressedStream(self._file, self.level)
             self._manifest = ManifestWriter(self.path.with_name(self.path.name + ".manifest"), self.header)
             self._own_inodes = {os.fstat(f.fileno()).st_ino for f in (self._file, self._manifest.stream)}
-        except BaseException:
+        except BaseException as exc:
             self._abort()
+            if isinstance(exc, OSError):
+                raise WriteError.of(exc, self.path) from exc
             raise
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
+        if isinstance(exc, WriteError) and exc.written is None:
+            exc.written = self._bytes_on_disk()
         if exc_type is not None or not self._finished:
             self._abort()
         return False
+
+    def _bytes_on_disk(self) -> int:
+        """What the partial archive and its manifest hold (the space they needed, at least)."""
+        total = self.bytes_out
+        if self._manifest is not None:
+            try:
+                total += os.fstat(self._manifest.stream.fileno()).st_size
+            except (OSError, ValueError):
+                pass
+        return total
 
     def source(self, name: str) -> SourceSink:
         if self._stream is None:
@@ -149,6 +163,8 @@ class ArchiveWriter:
                 data = self._fit(name, shown, data, size, fd)
         except BlockingIOError:
             return self.warn(name, f"{shown} is no longer a regular file; not archived")
+        except WriteError:
+            raise                   # the archive's side failed, not the source's
         except OSError as exc:
             raise SourceError(f"cannot read {shown}: {exc.strerror}") from None
         self._stream.write(self._headers.header(name, th.REGULAR, st.st_mode, st.st_uid, st.st_gid, size,
@@ -193,6 +209,8 @@ class ArchiveWriter:
             except BlockingIOError:
                 self.warn(full, f"{shown_path(entry, dir_fd)} is no longer a regular file; not archived")
                 continue
+            except WriteError:
+                raise
             except OSError as exc:
                 raise SourceError(f"cannot read {shown_path(entry, dir_fd)}: {exc.strerror}") from None
             finally:
@@ -318,7 +336,8 @@ class ArchiveWriter:
                             warning_count=self._warning_count)
 
     def _abort(self) -> None:
-        """Close everything and remove the partial archive and scratch files."""
+        """Close everything and remove the partial archive and scratch files; never raises, so a full disk
+        cannot keep a descriptor of a removed file (and so its space) open."""
         if self._stream is not None:
             self._stream.abort()
         if self._manifest is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 from datetime import datetime
@@ -11,6 +12,7 @@ from pathlib import Path
 from ..util.clock import iso, parse_iso
 from .result import RunRecord, Status
 
+log = logging.getLogger("backupd.history")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, job TEXT NOT NULL, trigger TEXT NOT NULL, status TEXT NOT NULL,
@@ -28,6 +30,7 @@ class History:
         state_dir.mkdir(parents=True, exist_ok=True)
         self.path = state_dir / "history.db"
         self._lock = threading.Lock()
+        self._unsaved: dict[str, RunRecord] = {}     # run id -> record whose last write failed
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
@@ -37,12 +40,40 @@ class History:
         with self._lock:
             return self._db.execute(sql, params).fetchall()
 
-    def save(self, record: RunRecord) -> None:
-        """Insert or update one run (called at start, and again at the end)."""
-        data = record.to_dict()
-        self._run("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)",
-                  (record.run_id, record.job, record.trigger, record.status, data["started"],
-                   data["ended"], json.dumps(data)))
+    def save(self, record: RunRecord) -> bool:
+        """Insert or update one run (at its start, once its archive is written, at its end); never raises.
+
+        A write that fails (a full disk: "database or disk is full") is logged, kept, and retried with every
+        later save() and by flush(), so a run's last state reaches the trail once there is room again and
+        reads see it meanwhile. True if nothing is left waiting."""
+        with self._lock:
+            self._unsaved[record.run_id] = record
+            return self._write_unsaved()
+
+    def flush(self) -> bool:
+        """Retry the writes that failed; True if nothing is left waiting."""
+        with self._lock:
+            return self._write_unsaved()
+
+    def _write_unsaved(self) -> bool:
+        for run_id, record in list(self._unsaved.items()):
+            data = record.to_dict()
+            try:
+                self._db.execute("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                 (run_id, record.job, record.trigger, record.status, data["started"],
+                                  data["ended"], json.dumps(data)))
+            except (sqlite3.Error, OSError) as exc:
+                log.error("cannot write the run history; retried at the next write",
+                          extra={"run_id": run_id, "status": record.status, "path": str(self.path),
+                                 "error": str(exc)})
+                return False
+            del self._unsaved[run_id]
+        return True
+
+    def _waiting(self, job: str | None) -> list[RunRecord]:
+        """Copies of the records whose write is still waiting."""
+        with self._lock:
+            return [RunRecord.from_dict(r.to_dict()) for r in self._unsaved.values() if job in (None, r.job)]
 
     def mark_interrupted(self) -> list[str]:
         """Runs left 'running' by a process that died: mark them interrupted; return their ids."""
@@ -60,13 +91,22 @@ class History:
         where, params = ("WHERE job = ?", (job,)) if job else ("", ())
         rows = self._run(f"SELECT record FROM runs {where} ORDER BY started DESC, rowid DESC LIMIT ?",
                          (*params, limit))
-        return [RunRecord.from_dict(json.loads(row[0])) for row in rows]
+        found = [RunRecord.from_dict(json.loads(row[0])) for row in rows]
+        waiting = self._waiting(job)
+        if not waiting:
+            return found
+        ids = {record.run_id for record in waiting}
+        merged = sorted([r for r in found if r.run_id not in ids] + waiting, key=lambda r: r.started, reverse=True)
+        return merged[:limit] if limit >= 0 else merged
 
     def last_run(self, job: str) -> RunRecord | None:
         found = self.runs(job, limit=1)
         return found[0] if found else None
 
     def get(self, run_id: str) -> RunRecord | None:
+        waiting = [record for record in self._waiting(None) if record.run_id == run_id]
+        if waiting:
+            return waiting[0]
         rows = self._run("SELECT record FROM runs WHERE run_id = ?", (run_id,))
         return RunRecord.from_dict(json.loads(rows[0][0])) if rows else None
 
@@ -92,4 +132,5 @@ class History:
 
     def close(self) -> None:
         with self._lock:
+            self._write_unsaved()
             self._db.close()

@@ -5,14 +5,14 @@ import os
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from ..archive.errors import SourceError
+from ..archive.errors import SourceError, WriteError
 
-__all__ = ["MemberSink", "Source", "SourceError"]
+__all__ = ["MemberSink", "Source", "SourceError", "WriteError"]   # WriteError: the sink's own, never a source's
 
 
 class MemberSink(Protocol):
     """What the archive writer offers a source (archive.sink.SourceSink). Member names are relative to the
-    source's folder."""
+    source's folder. Its methods raise WriteError when the archive cannot be written: a source lets it pass."""
 
     def add_directory(self, member: str, st: os.stat_result) -> None: ...
     def add_file(self, member: str, path: str, st: os.stat_result | None, *, dir_fd: int | None = None) -> None:

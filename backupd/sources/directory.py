@@ -10,7 +10,7 @@ from functools import partial
 from pathlib import Path
 
 from ..config import DirectorySourceConfig
-from .base import MemberSink, SourceError
+from .base import MemberSink, SourceError, WriteError
 
 _IFMT = 0o170000
 BATCH = 256                 # regular files handed to the sink per call (bounds what is held: stat results)
@@ -82,6 +82,8 @@ class DirectorySource:
                     self._entries(sink, entries, path, prefix, subdirs, dir_fd)
             finally:
                 os.close(dir_fd)
+        except WriteError:
+            raise               # the archive's side, not this directory
         except OSError as exc:
             self._unreadable_directory(sink, path, prefix, exc)
         return subdirs

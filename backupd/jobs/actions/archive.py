@@ -2,6 +2,7 @@
 name and renamed once complete."""
 from __future__ import annotations
 
+import errno
 import logging
 import re
 import socket
@@ -12,13 +13,16 @@ from pathlib import Path
 from ...cancel import Cancelled, CancelToken
 from ...config import SourceConfig
 from ...sources import registry as source_registry
-from ...sources.base import SourceError
+from ...sources.base import SourceError, WriteError
+from ...util.files import free_space
 from ...util.names import ARCHIVE_SUFFIX
+from ...util.units import human_size
 from ..errors import RunFailed
 from ..result import Category, RunProgress
 from ..spool import Spool
 
 log = logging.getLogger("backupd.run")
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
 
 
 def host_name() -> str:
@@ -47,10 +51,23 @@ def write_archive(ctx: ArchiveContext, name: str, run_id: str) -> tuple[Path, ob
     nothing of it is left in the spool."""
     try:
         stats = _write(ctx, name, ctx.spool.workdir(run_id))
-    except BaseException:
+    except BaseException as exc:
         ctx.spool.discard(name)
+        if isinstance(exc, WriteError):
+            raise RunFailed(Category.ARCHIVE, _write_failed(exc, ctx.spool.root)) from exc
         raise
     return ctx.spool.commit(name), stats
+
+
+def _write_failed(exc: WriteError, spool: Path) -> str:
+    """What failed, where, and for a full disk the room there is (now that the partial archive is gone,
+    all of it was the archive's to use: it needs more) and how far the archive got."""
+    message = f"cannot write {exc.filename or spool}: {exc.strerror}"
+    if exc.errno not in _NO_SPACE:
+        return message
+    reached = f" (it failed after {human_size(exc.written)})" if exc.written else ""
+    return (f"{message}; the archive needs more than the {human_size(free_space(spool))} free there{reached}: "
+            "make room in the state directory or move it to a larger file system")
 
 
 def _write(ctx: ArchiveContext, name: str, workdir: Path):
@@ -83,7 +100,7 @@ def _write_source(ctx: ArchiveContext, writer, source, workdir: Path) -> None:
         source.write(writer.source(source.name), workdir)
     except SourceError as exc:
         raise RunFailed(Category.SOURCE, f"source '{source.name}': {exc}") from exc
-    except (Cancelled, RunFailed):
+    except (Cancelled, RunFailed, WriteError):
         raise
     except OSError as exc:
         raise RunFailed(Category.ARCHIVE, f"cannot write the archive while reading source "
