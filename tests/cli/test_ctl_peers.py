@@ -145,13 +145,13 @@ def event_then_silence(conn, index):
 
 
 @pytest.mark.parametrize("args, answer, expected", [
-    (["status"], None, "did not answer within 2s"),
-    (["trigger", "--wait"], None, "did not answer within 2s"),
-    (["trigger", "--wait"], event_then_silence, "stopped answering: nothing for 2s"),
+    (["status"], None, "did not answer within 1s"),
+    (["trigger", "--wait"], None, "did not answer within 1s"),
+    (["trigger", "--wait"], event_then_silence, "stopped answering: nothing for 1s"),
 ], ids=["status-never", "wait-never", "wait-goes-silent"])
 def test_a_peer_that_stops_answering_is_given_up_on(args, answer, expected):
     with RawPeer(answer) as peer:
-        done = ctl(peer.path, "--timeout", "2", *args, timeout=30)
+        done = ctl(peer.path, "--timeout", "1", *args, timeout=30)
     assert done.returncode == 3 and "Traceback" not in done.stderr, done.stderr
     last = done.stderr.splitlines()[-1]          # after the progress lines, if any
     assert last.startswith("backupctl: ") and expected in last and peer.path in last
