@@ -8,7 +8,10 @@ Semantics every destination honours (checked by one contract suite, tests/destin
 - fetch(name, out_path) writes the archive's exact bytes to out_path.
 - delete(name) removes one archive; deleting a name that is absent is not an error (idempotent).
 - Errors are DestinationError with a `kind`; `permanent` says whether retrying can help.
-- `verb` says what store() does, for progress ("storing on" a disk, "uploading to" a remote service).
+- `verb` says what store() does, for progress ("storing on" a disk, "uploading to" a remote service);
+  `remote` whether asking it needs the network (the daemon does not at start).
+- clean_debris() removes what an interrupted store left behind (backupd's own partial files, never
+  anything else) and returns their names; store() cleans the same way first.
 """
 from __future__ import annotations
 
@@ -75,12 +78,14 @@ class StoredBackup:
 class Destination(Protocol):
     name: str
     verb: str       # "storing on" / "uploading to": the progress stage is f"{verb} {name}"
+    remote: bool    # list() and store() need the network
 
     def store(self, archive: Path, meta: ArchiveMeta,
               progress: ProgressCallback | None = None) -> StoredBackup: ...
     def list(self, job: str | None = None) -> list[StoredBackup]: ...
     def fetch(self, name: str, out_path: Path) -> None: ...
     def delete(self, name: str) -> None: ...
+    def clean_debris(self) -> list[str]: ...
     def close(self) -> None: ...
 
 

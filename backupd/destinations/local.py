@@ -1,10 +1,18 @@
-"""A directory on this machine (another disk, an NFS mount). Stores by hard link or copy, always atomically."""
+"""A directory on this machine (another disk, an NFS mount). Stores by hard link or copy, always atomically.
+
+An interrupted store (a kill while copying) leaves `.partial-<name>` files and a sidecar without its archive;
+the next store, or clean_debris() at the daemon's start, removes them. Stores hold a shared lock on
+`.backupd.lock` and cleaning an exclusive one, so a store in progress is never taken for debris."""
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import hashlib
 import json
+import logging
 import os
+import stat
 from pathlib import Path
 
 from ..config import LocalDestinationConfig
@@ -12,14 +20,18 @@ from ..util.files import fsync_directory, write_atomic
 from ..util.names import ARCHIVE_SUFFIX
 from .base import ArchiveMeta, DestinationError, ErrorKind, ProgressCallback, StoredBackup
 
+log = logging.getLogger("backupd.destinations.local")
 SUFFIX = ARCHIVE_SUFFIX
 SIDECAR = ".meta.json"
 PARTIAL_PREFIX = ".partial-"
+LOCK_NAME = ".backupd.lock"
 COPY_BLOCK = 4 * 1024 * 1024
+SIDECAR_KEYS = {"name", "job", "run_id", "sha256"}     # a sidecar backupd wrote has these
 
 
 class LocalDestination:
     verb = "storing on"
+    remote = False
 
     def __init__(self, config: LocalDestinationConfig, *, state_dir: Path | None = None, cancel=None):
         self.name = config.name
@@ -30,18 +42,75 @@ class LocalDestination:
         final = self.root / meta.name
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            existing = self._existing(final, meta)
-            if existing:
-                return existing
-            self._write_sidecar(meta)
-            partial = self.root / f"{PARTIAL_PREFIX}{meta.name}"
-            self._place(archive, partial, meta, progress)
-            os.replace(partial, final)
-            fsync_directory(self.root)
+            with self._storing():
+                existing = self._existing(final, meta)
+                if existing:
+                    return existing
+                self._write_sidecar(meta)
+                partial = self.root / f"{PARTIAL_PREFIX}{meta.name}"
+                self._place(archive, partial, meta, progress)
+                os.replace(partial, final)
+                fsync_directory(self.root)
         except OSError as exc:
             raise DestinationError(f"local destination '{self.name}': cannot write {final}: "
                                    f"{exc.strerror}", kind=_kind(exc), permanent=True) from None
         return self._stored(final, meta.__dict__)
+
+    @contextlib.contextmanager
+    def _storing(self):
+        """Hold the shared store lock; first clean the debris if no other store is in progress."""
+        fd = os.open(self.root / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            if _try_lock(fd, fcntl.LOCK_EX):
+                self._remove_debris()
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)
+
+    def clean_debris(self) -> list[str]:
+        """Remove what interrupted stores left: backupd's partial files and sidecars whose archive is missing,
+        nothing else; returns their names. Skipped (nothing removed) while a store is in progress."""
+        try:
+            fd = os.open(self.root / LOCK_NAME, os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return []           # never stored to: nothing to clean
+        except OSError as exc:
+            log.warning("cannot clean %s: %s", self.root, exc.strerror, extra={"destination": self.name})
+            return []
+        try:
+            return self._remove_debris() if _try_lock(fd, fcntl.LOCK_EX) else []
+        finally:
+            os.close(fd)
+
+    def _remove_debris(self) -> list[str]:
+        removed = []
+        for path in self.root.iterdir():
+            if self._is_debris(path):
+                try:
+                    path.unlink()
+                except OSError as exc:
+                    log.warning("cannot remove %s: %s", path, exc.strerror, extra={"destination": self.name})
+                    continue
+                removed.append(path.name)
+        if removed:
+            fsync_directory(self.root)
+            log.info("removed what interrupted stores left", extra={"destination": self.name, "files": removed})
+        return removed
+
+    def _is_debris(self, path: Path) -> bool:
+        """A partial copy or sidecar of backupd's, or one of its sidecars whose archive is missing."""
+        name = path.name
+        try:
+            if not stat.S_ISREG(path.lstat().st_mode):
+                return False
+        except OSError:
+            return False
+        if name.startswith(PARTIAL_PREFIX):
+            return name.endswith(SUFFIX) or SUFFIX + SIDECAR in name
+        if not name.endswith(SUFFIX + SIDECAR) or (self.root / name.removesuffix(SIDECAR)).exists():
+            return False
+        return SIDECAR_KEYS <= self._sidecar(path.parent / name.removesuffix(SIDECAR)).keys()
 
     def _existing(self, final: Path, meta: ArchiveMeta) -> StoredBackup | None:
         info = self._sidecar(final)
@@ -87,9 +156,10 @@ class LocalDestination:
 
     def _sidecar(self, archive: Path) -> dict:
         try:
-            return json.loads((archive.parent / (archive.name + SIDECAR)).read_text())
+            info = json.loads((archive.parent / (archive.name + SIDECAR)).read_text())
         except (OSError, ValueError):
             return {}
+        return info if isinstance(info, dict) else {}
 
     def _stored(self, path: Path, info: dict) -> StoredBackup:
         return StoredBackup(name=path.name, size=path.stat().st_size, location=str(path),
@@ -138,6 +208,14 @@ class LocalDestination:
 
 _KIND_OF_ERRNO = {errno.ENOSPC: ErrorKind.QUOTA, errno.EDQUOT: ErrorKind.QUOTA, errno.EACCES: ErrorKind.AUTH,
                   errno.EPERM: ErrorKind.AUTH, errno.ENOENT: ErrorKind.NOT_FOUND}
+
+
+def _try_lock(fd: int, how: int) -> bool:
+    try:
+        fcntl.flock(fd, how | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 def _kind(exc: OSError) -> ErrorKind:

@@ -3,6 +3,7 @@
 A test module subclasses DestinationContract and provides fixtures:
   destination      a fresh destination
   plant_foreign    plant_foreign(destination) puts files there that are not backupd's archives
+Every destination also offers clean_debris(): it removes what interrupted stores left, never a backup.
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from backupd.destinations.base import DestinationError, StoredBackup
 
-from tests.destinations.helpers import make_archive
+from tests.destinations.helpers import CHUNK, make_archive
 
 
 class Interrupt(Exception):
@@ -73,6 +74,16 @@ class DestinationContract:
         assert destination.list() == []
         stored = destination.store(path, meta)     # the next run stores it properly
         assert [b.location for b in destination.list()] == [stored.location]
+
+    def test_clean_debris_keeps_every_backup(self, destination, archive, tmp_path):
+        path, meta = archive
+        destination.store(path, meta)
+        with pytest.raises(Interrupt):
+            destination.store(*make_archive(tmp_path, 2 * CHUNK, name="nightly-2.tar.zst"), progress=_interrupt)
+        destination.clean_debris()
+        assert [b.name for b in destination.list()] == [meta.name]
+        destination.fetch(meta.name, tmp_path / "fetched")
+        assert (tmp_path / "fetched").read_bytes() == path.read_bytes()
 
     def test_foreign_files_are_not_listed(self, destination, plant_foreign, archive):
         path, meta = archive

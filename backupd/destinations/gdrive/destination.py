@@ -23,6 +23,7 @@ DOWNLOAD_CHUNK = 8 * 1024 * 1024
 
 class DriveDestination:
     verb = "uploading to"
+    remote = True
 
     def __init__(self, config: DriveDestinationConfig, *, state_dir: Path | None = None, cancel=None, retry_base: float = 1.0):
         self.name = config.name
@@ -138,6 +139,10 @@ class DriveDestination:
         except DestinationError as exc:
             if exc.kind != "not-found":     # already gone: deleting is idempotent
                 raise
+
+    def clean_debris(self) -> list[str]:
+        """Nothing to clean: an interrupted resumable upload never becomes a file (Drive drops the session)."""
+        return []
 
     def close(self) -> None:
         if self._client is not None:
