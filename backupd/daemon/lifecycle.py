@@ -14,6 +14,7 @@ from typing import IO, Callable, Sequence
 
 from .. import config as config_module
 from .. import logs
+from ..jobs.actions.recover import recover_at_start
 from ..jobs.history import History
 from ..jobs.result import Trigger
 from ..jobs.spool import Spool
@@ -74,7 +75,7 @@ class Daemon:
         self.notifier.status("recovering interrupted runs")
         self._lock_state_dir(state_dir)
         self.history = History(state_dir)
-        interrupted = self.history.mark_interrupted()
+        interrupted = recover_at_start(self.config, self.history)   # also cleans the destinations' debris
         if interrupted:
             log.warning("runs interrupted by the last stop", extra={"run_ids": interrupted})
         keep = {item["archive"] for item in self.history.pending()}

@@ -112,6 +112,7 @@ class RunRecord:
     destinations: list[DestinationResult] = field(default_factory=list)
     error: RunError | None = None
     warnings: int = 0
+    note: str = ""              # what happened, when that is not obvious (a run reconciled after a stop)
     pid: int = 0
 
     def fail(self, category: Category, message: str, kind: str = "") -> None:
@@ -119,9 +120,10 @@ class RunRecord:
         self.error = RunError(category=category, message=message, kind=kind)
 
     def interrupt(self, message: str) -> None:
-        """The run stopped before its end (a stop, a cancel, a dead process); nothing partial is kept."""
+        """The run stopped before its end (a stop, a cancel, a dead process); `ended` is now unless set."""
         self.status = Status.INTERRUPTED
         self.error = RunError(category=Category.INTERNAL, message=message)
+        self.ended = self.ended or utc_now()
 
     def to_dict(self) -> dict:
         data = asdict(self)

@@ -76,7 +76,6 @@ class Run:
     def abandon(self) -> None:
         """The daemon exits before this run reached a safe point: record it, drop its temporary files."""
         self.record.interrupt("the daemon stopped before this run reached a safe point; nothing partial was kept")
-        self.record.ended = utc_now()
         self.history.save(self.record)
         self.spool.partial_path(self.archive_name).unlink(missing_ok=True)
         self.spool.remove_workdir(self.run_id)
@@ -90,6 +89,7 @@ class Run:
         self.record.archive = ArchiveInfo(name=self.archive_name, size=stats.size, sha256=stats.sha256,
                                           members=stats.members, bytes_in=stats.bytes_in)
         self.record.warnings = stats.warning_count
+        self.history.save(self.record)      # a stop from here on finds the archive in the record
 
     def _store(self) -> None:
         if not store_everywhere(self._store_context(), self.job.destinations, self.archive_path,
