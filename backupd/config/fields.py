@@ -159,6 +159,48 @@ def member_name(value) -> str:
     return name
 
 
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def import_string(value) -> str:
+    """'package.module:attribute' (the attribute may be dotted: 'module:Class.create')."""
+    text = nonempty_string(value)
+    module, colon, attribute = text.partition(":")
+    parts = module.split(".") + attribute.split(".")
+    if not colon or not all(part.isidentifier() for part in parts):
+        raise FieldError(f"must be an import string like 'myapp.state:State', not {shown(value)}")
+    return text
+
+
+def identifier(value) -> str:
+    """A Python name, such as a method's."""
+    if not string(value).isidentifier():
+        raise FieldError(f"must be a Python name like 'dump', not {shown(value)}")
+    return value
+
+
+def absolute_paths(value) -> tuple[Path, ...]:
+    """A list of absolute paths."""
+    parsed = [Path(item) for item in string_list(value)]
+    relative = [str(item) for item in parsed if not item.is_absolute()]
+    if relative:
+        raise FieldError(f"must hold absolute paths, not {shown(relative[0])}")
+    return tuple(parsed)
+
+
+def environment(value) -> tuple[tuple[str, str], ...]:
+    """A table of environment variables, NAME = "value", as (name, value) pairs (a frozen config holds no dict)."""
+    if not isinstance(value, dict):
+        raise FieldError(f"must be a table of NAME = \"value\", not {type_name(value)}")
+    for name, text in value.items():
+        if not _ENV_NAME.fullmatch(name):
+            raise FieldError(f"{shown(name)} is not an environment variable name (letters, digits, '_')")
+        if not isinstance(text, str) or "\0" in text:
+            raise FieldError(f"{name} must be a string without NUL bytes, not "
+                             f"{shown(text) if isinstance(text, str) else type_name(text)}")
+    return tuple(value.items())
+
+
 def timezone(value) -> str:
     name = nonempty_string(value)
     try:

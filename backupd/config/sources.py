@@ -41,5 +41,18 @@ class CommandSourceConfig(SourceConfig):
     timeout: float = key(f.duration, 3600.0, doc="the command is killed after this long")
 
 
+@dataclass(frozen=True, kw_only=True)
+class PythonSourceConfig(SourceConfig):
+    """A fresh object of an application's own class, made and dumped in a child process of its interpreter."""
+
+    type = "python"
+    factory: str = key(f.import_string, doc="'module:callable' called once per run, with no arguments")
+    method: str = key(f.identifier, "dump", doc="called on the object with the folder to write into")
+    interpreter: Path | None = key(f.path, None, doc="the application's python (default: the daemon's own)")
+    path: tuple[Path, ...] = key(f.absolute_paths, (), doc="absolute folders put first on the child's sys.path")
+    env: tuple[tuple[str, str], ...] = key(f.environment, (), doc="environment variables for the child")
+    timeout: float = key(f.duration, 3600.0, doc="the child and its children are killed after this long")
+
+
 SOURCE_TYPES: dict[str, type[SourceConfig]] = {
-    cls.type: cls for cls in (DirectorySourceConfig, SqliteSourceConfig, CommandSourceConfig)}
+    cls.type: cls for cls in (DirectorySourceConfig, SqliteSourceConfig, CommandSourceConfig, PythonSourceConfig)}

@@ -8,6 +8,7 @@ TYPES = {
     "directory": "backupd.sources.directory:DirectorySource",
     "sqlite": "backupd.sources.sqlite:SqliteSource",
     "command": "backupd.sources.command:CommandSource",
+    "python": "backupd.sources.python:PythonSource",
 }
 
 
