@@ -1,131 +1,79 @@
-"""The control socket server: framed JSON requests, peer credentials, a command table of handlers."""
+"""The control socket server: framed JSON requests, peer credentials, a command table of handlers.
+
+One thread (the loop) accepts connections and reads every request as it arrives, without blocking on any
+client: a connection that is still sending holds a buffer, not a thread. A request must arrive whole within
+`read_timeout` seconds of the connection; when `max_pending` connections are sending at once the oldest is
+closed. A complete request runs in a thread of its own, at most `max_connections` at a time; past that the
+client is answered `busy` (nothing was done: ask again).
+"""
 from __future__ import annotations
 
-import grp
+import errno
 import logging
 import os
 import selectors
 import socket
-import struct
 import threading
 import time
-from dataclasses import dataclass
 from typing import Callable
 
 from backupd.daemon import protocol as proto
 
-SO_PEERGROUPS = getattr(socket, "SO_PEERGROUPS", 59)  # Linux >= 4.13; Python does not export it
-_CRED = struct.Struct("3i")
+from .commands import ClientGone, CommandError, Emit, Handler, check_arg_types, check_args
+from .peers import Authorizer, Peer, peer_of
+
+__all__ = ["Authorizer", "ClientGone", "CommandError", "ControlServer", "Peer", "check_args", "check_arg_types"]
+BUSY_MESSAGE = "daemon busy, try again"
+EVICTED_MESSAGE = "daemon busy: too many connections were still sending a request, and this was the oldest"
+_OUT_OF_FDS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+_ACCEPT_BATCH = 64   # connections taken per wake-up of the loop, so reading is not starved by a flood
 
 
-@dataclass(frozen=True)
-class Peer:
-    pid: int
-    uid: int
-    gid: int
-    groups: frozenset = frozenset()
+class _Throttled:
+    """A warning repeated under load (a flood of bad or refused requests) logged at most once per `every` s."""
+
+    def __init__(self, log: logging.Logger, every: float = 5.0) -> None:
+        self.log, self.every = log, every
+        self._last: dict[str, float] = {}
+        self._left_out: dict[str, int] = {}
+
+    def warning(self, kind: str, message: str, *args, **extra) -> None:
+        now = time.monotonic()
+        if now - self._last.get(kind, -self.every) < self.every:
+            self._left_out[kind] = self._left_out.get(kind, 0) + 1
+            return
+        self._last[kind] = now
+        self.log.warning(message, *args, extra={**extra, "kind": kind, "left_out": self._left_out.pop(kind, 0)})
 
 
-class CommandError(Exception):
-    """A handler's operation failed; the client gets ok: false with this message."""
+class _Pending:
+    """A connection whose request is still arriving."""
 
-    def __init__(self, message: str, details: dict | None = None, code: str = "failed") -> None:
-        super().__init__(message)
-        self.message, self.details, self.code = message, details, code
+    __slots__ = ("conn", "peer", "buffer", "deadline")
 
-
-class ClientGone(Exception):
-    """The client closed its connection while a handler was emitting events."""
-
-
-Emit = Callable[[dict], None]
-Handler = Callable[[dict, Peer, Emit], dict]
-
-
-def _socket_groups(conn: socket.socket) -> frozenset | None:
-    try:
-        # 1024 is the largest buffer Python's getsockopt accepts: 256 groups; more -> ERANGE -> /proc fallback
-        raw = conn.getsockopt(socket.SOL_SOCKET, SO_PEERGROUPS, 1024)
-    except OSError:
-        return None
-    return frozenset(struct.unpack(f"{len(raw) // 4}I", raw[: len(raw) // 4 * 4]))
-
-
-def _proc_groups(pid: int) -> frozenset:
-    """Supplementary groups from /proc/<pid>/status (fallback when SO_PEERGROUPS is unavailable)."""
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as status:
-            for line in status:
-                if line.startswith("Groups:"):
-                    return frozenset(int(g) for g in line.split()[1:])
-    except OSError:
-        pass
-    return frozenset()
-
-
-def peer_of(conn: socket.socket) -> Peer:
-    """The connecting process's pid, uid, gid (SO_PEERCRED) and supplementary groups."""
-    pid, uid, gid = _CRED.unpack(conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _CRED.size))
-    groups = _socket_groups(conn)
-    return Peer(pid, uid, gid, groups if groups is not None else _proc_groups(pid))
-
-
-class Authorizer:
-    """Root, the daemon's own uid and members of control_group (primary or supplementary) are served."""
-
-    def __init__(self, control_group: str | None, own_uid: int | None = None, log: logging.Logger | None = None):
-        self.own_uid = os.getuid() if own_uid is None else own_uid
-        self.gid = None
-        if control_group:
-            try:
-                self.gid = grp.getgrnam(control_group).gr_gid
-            except KeyError:
-                (log or logging.getLogger("backupd.control")).warning(
-                    "control group %r does not exist: only root and uid %d may use the socket",
-                    control_group, self.own_uid)
-
-    def __call__(self, peer: Peer) -> bool:
-        if peer.uid in (0, self.own_uid):
-            return True
-        return self.gid is not None and (peer.gid == self.gid or self.gid in peer.groups)
-
-
-def check_args(args: dict, spec: dict[str, tuple[tuple, object]]) -> dict:
-    """Validate args against {name: (allowed types, default)}; return them with defaults filled in."""
-    unknown = sorted(set(args) - set(spec))
-    if unknown:
-        raise CommandError(f"unknown argument {unknown[0]!r}; expected one of {sorted(spec)}", code="bad_args")
-    checked = {}
-    for name, (kinds, default) in spec.items():
-        value = args.get(name, default)
-        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
-            names = " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
-            raise CommandError(f"argument {name!r} must be {names}, got {type(value).__name__}", code="bad_args")
-        checked[name] = value
-    return checked
-
-
-class _BadRequest(Exception):
-    def __init__(self, request_id: str | None, message: str, code: str) -> None:
-        super().__init__(message)
-        self.request_id, self.message, self.code = request_id, message, code
+    def __init__(self, conn: socket.socket, peer: Peer, deadline: float) -> None:
+        self.conn, self.peer, self.deadline = conn, peer, deadline
+        self.buffer = proto.FrameBuffer(proto.MAX_REQUEST)
 
 
 class ControlServer:
-    """Serve requests on a listening Unix socket: one thread per connection, bounded; never dies on bad input."""
+    """Serve requests on a listening Unix socket (see the module's docstring); never dies on bad input."""
 
     def __init__(self, listener: socket.socket, handlers: dict[str, Handler], authorizer: Callable[[Peer], bool],
-                 log: logging.Logger | None = None, *, max_connections: int = 16,
+                 log: logging.Logger | None = None, *, max_connections: int = 64, max_pending: int = 256,
                  read_timeout: float = 10.0, send_timeout: float = 30.0) -> None:
         self.listener = listener
         self.handlers = {"ping": _ping, **handlers}
         self.authorizer = authorizer
         self.log = log or logging.getLogger("backupd.control")
-        self.max_connections = max_connections
+        self.max_connections, self.max_pending = max_connections, max_pending
         self.read_timeout, self.send_timeout = read_timeout, send_timeout
         self.last_loop = time.monotonic()
+        self._throttled = _Throttled(self.log)
         self._slots = threading.BoundedSemaphore(max_connections)
-        self._conns: dict[threading.Thread, socket.socket] = {}
+        self._conns: dict[threading.Thread, socket.socket] = {}   # requests being served
+        self._pending: dict[int, _Pending] = {}                    # fd -> request arriving, oldest first
+        self._selector: selectors.BaseSelector | None = None
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._wake_r, self._wake_w = os.pipe()
@@ -137,7 +85,7 @@ class ControlServer:
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop accepting, close the listener (never unlinks its path), wait for connections, then cut them."""
+        """Stop accepting, close the listener (never unlinks its path), wait for requests, then cut them."""
         if self._stopping.is_set():
             return
         self._stopping.set()
@@ -158,27 +106,48 @@ class ControlServer:
                 pass
 
     def serve_forever(self) -> None:
-        """The accept loop; returns after stop()."""
+        """The loop: accept, read requests, expire slow ones; returns after stop()."""
         if self._thread is None:
             self._thread = threading.current_thread()
         self.listener.setblocking(False)
         with selectors.DefaultSelector() as selector:
+            self._selector = selector
             selector.register(self.listener, selectors.EVENT_READ)
             selector.register(self._wake_r, selectors.EVENT_READ)
-            while not self._stopping.is_set():
-                self.last_loop = time.monotonic()
-                for _ in selector.select():
-                    if not self._stopping.is_set():
-                        self._accept_one()
+            try:
+                while not self._stopping.is_set():
+                    self._loop_once(selector)
+            finally:
+                for pending in list(self._pending.values()):
+                    self._forget(pending)
+                    pending.conn.close()
+
+    def _loop_once(self, selector: selectors.BaseSelector) -> None:
+        self.last_loop = time.monotonic()
+        oldest = next(iter(self._pending.values()), None)
+        timeout = None if oldest is None else max(0.0, oldest.deadline - self.last_loop)
+        for key, _ in selector.select(timeout):
+            if self._stopping.is_set():
+                return
+            try:
+                if key.fileobj is self.listener:
+                    self._accept_some()
+                elif isinstance(key.data, _Pending):
+                    self._read_some(key.data)
+            except Exception:   # a bug here must cost one connection, never the loop
+                self.log.exception("control loop error")
+                if isinstance(key.data, _Pending):
+                    self._close(key.data)
+        self._expire()
 
     def health(self) -> dict:
         """A liveness snapshot for the watchdog."""
         alive = self._thread is not None and self._thread.is_alive() and not self._stopping.is_set()
         return {"accepting": alive, "last_loop_age_s": time.monotonic() - self.last_loop,
-                "connections": len(self._conns)}
+                "connections": len(self._conns), "pending": len(self._pending)}
 
     def ping(self, timeout: float = 2.0) -> bool:
-        """Round-trip a request over a fresh connection: True when the accept loop answers in time."""
+        """Round-trip a request over a fresh connection: True when the loop answers in time."""
         try:
             proto.call(self.listener.getsockname(), "ping", timeout=timeout, connect_timeout=timeout)
         except proto.RemoteError:
@@ -191,75 +160,127 @@ class ControlServer:
         with self._lock:
             return list(self._conns)
 
-    # -- accept and serve ------------------------------------------------------------------------------------
-    def _accept_one(self) -> None:
+    # -- the loop: accept and read ---------------------------------------------------------------------------
+    def _accept_some(self) -> None:
+        for _ in range(_ACCEPT_BATCH):
+            try:
+                conn, _ = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self.log.error("control socket accept failed: %s", exc)
+                if exc.errno in _OUT_OF_FDS:   # free one, and give the others a moment to finish
+                    self._evict_oldest()
+                    self._stopping.wait(0.05)
+                return
+            self._admit(conn)
+
+    def _admit(self, conn: socket.socket) -> None:
         try:
-            conn, _ = self.listener.accept()
+            conn.setblocking(False)
+            peer = peer_of(conn)
+        except OSError:
+            conn.close()
+            return
+        if len(self._pending) >= self.max_pending:
+            self._evict_oldest()
+        pending = _Pending(conn, peer, time.monotonic() + self.read_timeout)
+        self._pending[conn.fileno()] = pending
+        self._selector.register(conn, selectors.EVENT_READ, pending)
+
+    def _read_some(self, pending: _Pending) -> None:
+        try:
+            data = pending.conn.recv(65536)
         except (BlockingIOError, InterruptedError):
             return
-        except OSError as exc:
-            self.log.error("control socket accept failed: %s", exc)
-            return
-        if not self._slots.acquire(blocking=False):
-            self.log.warning("control socket busy: %d connections open, refusing one", self.max_connections)
-            self._reply_and_close(conn, proto.error_reply(None, "daemon busy, try again", "busy"))
-            return
-        thread = threading.Thread(target=self._serve_connection, args=(conn,), name="control-conn", daemon=True)
-        with self._lock:
-            self._conns[thread] = conn
-        thread.start()
-
-    def _reply_and_close(self, conn: socket.socket, reply: dict) -> None:
-        try:
-            conn.settimeout(1.0)
-            proto.send_frame(conn, reply)
         except OSError:
-            pass
-        finally:
-            conn.close()
-
-    def _serve_connection(self, conn: socket.socket) -> None:
+            self._close(pending)
+            return
         try:
-            peer = peer_of(conn)
-            conn.settimeout(self.read_timeout)
-            try:
-                request_id, command, args = self._read_request(conn)
-            except proto.ConnectionClosed:
+            frame = pending.buffer.feed(data) if data else None
+            if not data:
+                raise pending.buffer.closed_early()
+        except proto.ConnectionClosed:
+            self._close(pending)
+            return
+        except proto.ProtocolError as exc:
+            self._refuse(pending, None, f"bad request: {exc}", "bad_request")
+            return
+        if frame is not None:
+            self._request_arrived(pending, frame)
+
+    def _request_arrived(self, pending: _Pending, frame: dict) -> None:
+        try:
+            request_id, command, args = proto.parse_request(frame)
+        except proto.ProtocolError as exc:
+            self._refuse(pending, _printable_id(frame), f"bad request: {exc}", "bad_request")
+            return
+        self._forget(pending)
+        if not self._slots.acquire(blocking=False):
+            self._throttled.warning("busy", "control socket busy: %d requests being served, refusing one",
+                                    self.max_connections)
+            _reply_and_close(pending.conn, proto.error_reply(request_id, BUSY_MESSAGE, proto.BUSY))
+            return
+        thread = threading.Thread(target=self._serve_request, name="control-conn", daemon=True,
+                                  args=(pending.conn, pending.peer, request_id, command, args))
+        with self._lock:
+            self._conns[thread] = pending.conn
+        try:
+            thread.start()
+        except RuntimeError:   # no thread to be had: the same as no slot
+            with self._lock:
+                self._conns.pop(thread, None)
+            self._slots.release()
+            _reply_and_close(pending.conn, proto.error_reply(request_id, BUSY_MESSAGE, proto.BUSY))
+
+    def _expire(self) -> None:
+        """Answer `timeout` to every connection whose request did not arrive whole in time (oldest first)."""
+        now = time.monotonic()
+        for pending in list(self._pending.values()):
+            if pending.deadline > now:
                 return
-            except _BadRequest as bad:
-                self.log.warning("bad control request from uid %d: %s", peer.uid, bad.message,
-                                 extra={"peer_uid": peer.uid, "peer_pid": peer.pid, "command": None})
-                proto.send_frame(conn, proto.error_reply(bad.request_id, bad.message, bad.code))
-                return
+            self._refuse(pending, None, f"no complete request within {self.read_timeout:g}s", "timeout")
+
+    def _evict_oldest(self) -> None:
+        oldest = next(iter(self._pending.values()), None)
+        if oldest is not None:
+            self._refuse(oldest, None, EVICTED_MESSAGE, proto.BUSY)
+
+    def _refuse(self, pending: _Pending, request_id: str | None, message: str, code: str) -> None:
+        peer = pending.peer
+        self._throttled.warning(code, "bad control request from uid %d: %s", peer.uid, message,
+                                peer_uid=peer.uid, peer_pid=peer.pid, command=None)
+        self._forget(pending)
+        _reply_and_close(pending.conn, proto.error_reply(request_id, message, code))
+
+    def _forget(self, pending: _Pending) -> None:
+        """The loop no longer reads this connection (it is answered, closed, or handed to a thread)."""
+        if self._pending.pop(pending.conn.fileno(), None) is not None:
+            self._selector.unregister(pending.conn)
+
+    def _close(self, pending: _Pending) -> None:
+        self._forget(pending)
+        pending.conn.close()
+
+    # -- a request's own thread ------------------------------------------------------------------------------
+    def _serve_request(self, conn: socket.socket, peer: Peer, request_id: str, command: str, args: dict) -> None:
+        try:
             conn.settimeout(self.send_timeout)
             self._send_reply(conn, request_id, self._dispatch(conn, request_id, command, args, peer))
         except (OSError, ClientGone) as exc:
             self.log.debug("control client went away: %s", exc)
+        except Exception:
+            self.log.exception("control request %r failed", command)
         finally:
             conn.close()
             with self._lock:
                 self._conns.pop(threading.current_thread(), None)
             self._slots.release()
 
-    def _read_request(self, conn: socket.socket) -> tuple[str, str, dict]:
-        try:
-            frame = proto.recv_frame(conn, proto.MAX_REQUEST)
-        except TimeoutError:
-            raise _BadRequest(None, f"no complete request within {self.read_timeout:g}s", "timeout") from None
-        except proto.ConnectionClosed:
-            raise
-        except proto.ProtocolError as exc:
-            raise _BadRequest(None, f"bad request: {exc}", "bad_request") from None
-        try:
-            return proto.parse_request(frame)
-        except proto.ProtocolError as exc:
-            request_id = frame.get("id") if isinstance(frame.get("id"), str) else None
-            raise _BadRequest(request_id, f"bad request: {exc}", "bad_request") from None
-
     def _send_reply(self, conn: socket.socket, request_id: str, reply: dict) -> None:
         try:
             proto.send_frame(conn, reply)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RecursionError):
             self.log.exception("reply to %r is not JSON-serialisable", request_id)
             proto.send_frame(conn, proto.error_reply(request_id, "internal error", "internal"))
 
@@ -283,6 +304,7 @@ class ControlServer:
                 raise ClientGone(f"client of {command!r} went away: {exc}") from None
 
         try:
+            check_arg_types(args)
             result = handler(args, peer, emit)
         except CommandError as exc:
             return proto.error_reply(request_id, exc.message, exc.code, exc.details)
@@ -295,6 +317,29 @@ class ControlServer:
             self.log.error("control command %r returned %s, not a dict", command, type(result).__name__)
             return proto.error_reply(request_id, "internal error", "internal")
         return proto.ok_reply(request_id, result)
+
+
+def _reply_and_close(conn: socket.socket, reply: dict) -> None:
+    """Answer from the loop without waiting on the client: the small reply fits the socket's buffer or is lost."""
+    try:
+        conn.setblocking(False)
+        proto.send_frame(conn, reply)
+    except (OSError, ValueError):
+        pass
+    finally:
+        conn.close()
+
+
+def _printable_id(frame: dict) -> str | None:
+    """The request's id, to answer with, if it is a string a reply can carry."""
+    request_id = frame.get("id")
+    if not isinstance(request_id, str):
+        return None
+    try:
+        request_id.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return request_id
 
 
 def _ping(args: dict, peer: Peer, emit: Emit) -> dict:

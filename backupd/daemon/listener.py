@@ -10,6 +10,10 @@ from pathlib import Path
 from .systemd import listen_fds
 
 log = logging.getLogger("backupd.daemon")
+# Connections the kernel queues before the daemon accepts them: a burst of backupctl runs must not find the queue
+# full (connect fails with EAGAIN). The kernel caps it at net.core.somaxconn (4096 by default); packaging's
+# backupd.socket sets the same Backlog= for the socket systemd makes.
+BACKLOG = 4096
 
 
 class Listener:
@@ -48,7 +52,7 @@ def _bind(path: Path, control_group: str) -> socket.socket:
     finally:
         os.umask(old_umask)
     _set_group(path, control_group)
-    sock.listen(64)
+    sock.listen(BACKLOG)
     return sock
 
 

@@ -5,6 +5,16 @@ A frame is a 4-byte big-endian length followed by that many bytes of UTF-8 JSON 
   event        {"id": str, "event": {...}}                      zero or more, before the final reply
   final reply  {"id": str, "ok": true, "result": {...}}
                {"id": str, "ok": false, "error": {"message": str, "code": str, "details": {...}}}
+
+Stream mode (daemon/stream.py), only after an ok reply to `fetch`, whose result announces the archive
+({"stream": true, "name", "size", "sha256", ...}: size and sha256 as recorded): binary data frames follow,
+each a 4-byte big-endian length of 1 to 1 MiB and that many bytes of the archive, in order; then a
+zero-length frame (the end marker); then one ordinary JSON frame of at most 64 KiB, either
+  {"end": {"sha256": hex of every data byte sent, "size": their count}}
+  {"error": {"message": str, "code": str}}          the destination failed midway: discard what came
+The daemon never sends more than the announced size; the reader refuses a data frame over 1 MiB, more
+bytes than announced, or a trailer whose sha256 and size are not those of the bytes it received. Whether
+the archive is the one recorded (its sha256 against the record's) is checked by the reader's caller.
 """
 from __future__ import annotations
 
@@ -17,6 +27,8 @@ MAX_REPLY = 16 << 20    # 16 MiB: a long history or listing
 HEADER_SIZE = 4
 HISTORY_LIMIT = 20      # runs in a `history` reply when the request names no limit
 HISTORY_MAX = 1000      # the most runs one `history` request may ask for
+MAX_DEPTH = 32          # nesting a request may have: requests are flat ({"args": {"job": ...}})
+BUSY = "busy"           # the error code of a request turned away unread or unserved: nothing was done, ask again
 
 
 class ProtocolError(Exception):
@@ -43,34 +55,75 @@ def send_frame(sock, obj: dict) -> None:
     sock.sendall(len(data).to_bytes(HEADER_SIZE, "big") + data)
 
 
+def _truncated(what: str, got: int, size: int) -> ProtocolError:
+    if what == "header" and got == 0:
+        return ConnectionClosed("connection closed by peer")
+    return ProtocolError(f"truncated frame: {what} has {got} of {size} bytes")
+
+
+def _frame_size(header: bytes, limit: int) -> int:
+    size = int.from_bytes(header, "big")
+    if size > limit:
+        raise ProtocolError(f"frame too large: {size} bytes, the limit is {limit}")
+    return size
+
+
 def _recv_exactly(sock, size: int, what: str) -> bytes:
     chunks, remaining = [], size
     while remaining:
         chunk = sock.recv(min(remaining, 1 << 20))
         if not chunk:
-            got = size - remaining
-            if what == "header" and got == 0:
-                raise ConnectionClosed("connection closed by peer")
-            raise ProtocolError(f"truncated frame: {what} has {got} of {size} bytes")
+            raise _truncated(what, size - remaining, size)
         chunks.append(chunk)
         remaining -= len(chunk)
     return b"".join(chunks)
 
 
-def recv_frame(sock, limit: int = MAX_REQUEST) -> dict:
-    """Read one frame and return its JSON object; raise ProtocolError if it is malformed or over `limit` bytes."""
-    size = int.from_bytes(_recv_exactly(sock, HEADER_SIZE, "header"), "big")
-    if size > limit:
-        raise ProtocolError(f"frame too large: {size} bytes, the limit is {limit}")
+def decode_frame(body: bytes) -> dict:
+    """The JSON object a frame's body holds; ProtocolError, with a one-line message, for anything else."""
     try:
-        obj = json.loads(_recv_exactly(sock, size, "body").decode("utf-8"))
+        obj = json.loads(body.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise ProtocolError(f"frame is not UTF-8: {exc.reason} at byte {exc.start}") from None
     except json.JSONDecodeError as exc:
         raise ProtocolError(f"frame is not JSON: {exc.msg} at char {exc.pos}") from None
+    except RecursionError:
+        raise ProtocolError("frame is not usable JSON: nested too deeply") from None
+    except ValueError:   # the one other ValueError json raises: an integer past sys.get_int_max_str_digits()
+        raise ProtocolError("frame is not usable JSON: an integer with too many digits") from None
     if not isinstance(obj, dict):
         raise ProtocolError(f"frame is a JSON {type(obj).__name__}, expected an object")
     return obj
+
+
+def recv_frame(sock, limit: int = MAX_REQUEST) -> dict:
+    """Read one frame and return its JSON object; raise ProtocolError if it is malformed or over `limit` bytes."""
+    size = _frame_size(_recv_exactly(sock, HEADER_SIZE, "header"), limit)
+    return decode_frame(_recv_exactly(sock, size, "body"))
+
+
+class FrameBuffer:
+    """One frame gathered from the pieces a non-blocking socket delivers (the server reads many at once)."""
+
+    def __init__(self, limit: int = MAX_REQUEST) -> None:
+        self.limit = limit
+        self._data = bytearray()
+        self._size: int | None = None
+
+    def feed(self, data: bytes) -> dict | None:
+        """Add received bytes; the frame's object once it is complete, else None. Raises ProtocolError."""
+        self._data += data
+        if self._size is None and len(self._data) >= HEADER_SIZE:
+            self._size = _frame_size(bytes(self._data[:HEADER_SIZE]), self.limit)
+        if self._size is None or len(self._data) < HEADER_SIZE + self._size:
+            return None
+        return decode_frame(bytes(self._data[HEADER_SIZE:HEADER_SIZE + self._size]))
+
+    def closed_early(self) -> ProtocolError:
+        """What the peer's closing before the frame was complete means (ConnectionClosed if it sent nothing)."""
+        if self._size is None:
+            return _truncated("header", len(self._data), HEADER_SIZE)
+        return _truncated("body", len(self._data) - HEADER_SIZE, self._size)
 
 
 def _require(obj: dict, key: str, kinds: tuple, what: str):
@@ -90,7 +143,40 @@ def parse_request(obj: dict) -> tuple[str, str, dict]:
     args = obj.get("args", {})
     if not isinstance(args, dict):
         raise ProtocolError(f"request field 'args' must be an object, got {type(args).__name__}")
+    check_values(obj)
     return request_id, command, args
+
+
+def check_values(obj: dict) -> None:
+    """Refuse what no reply or log line could carry: nesting past MAX_DEPTH, strings that are not Unicode."""
+    stack = [((), obj)]
+    while stack:
+        path, value = stack.pop()
+        if len(path) > MAX_DEPTH:
+            raise ProtocolError(f"request is nested more than {MAX_DEPTH} deep at {_path_text(path)}")
+        if isinstance(value, dict):
+            for key, item in value.items():
+                _check_text(key, path + (key,))
+                stack.append((path + (key,), item))
+        elif isinstance(value, list):
+            stack.extend((path + (index,), item) for index, item in enumerate(value))
+        elif isinstance(value, str):
+            _check_text(value, path)
+
+
+def _check_text(text: str, path: tuple) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ProtocolError(f"request holds a string that is not valid Unicode (a lone surrogate) at "
+                            f"{_path_text(path)}") from None
+
+
+def _path_text(path: tuple) -> str:
+    """Where a value sits, as 'args.job[0]', printable whatever the keys hold, cut at 80 characters."""
+    text = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in path).lstrip(".") or "top level"
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return repr(text if len(text) <= 80 else text[:77] + "...")
 
 
 def request(request_id: str, command: str, args: dict | None = None) -> dict:

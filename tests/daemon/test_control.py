@@ -14,7 +14,8 @@ import pytest
 
 from backupd.daemon import protocol as proto
 from tests.waiting import wait_for
-from backupd.daemon.control import Authorizer, ClientGone, CommandError, ControlServer, Peer, _proc_groups, check_args
+from backupd.daemon.control import Authorizer, ClientGone, CommandError, ControlServer, Peer, check_args
+from backupd.daemon.peers import _proc_groups
 
 NOBODY = 65534
 
@@ -312,3 +313,140 @@ def test_check_args_fills_defaults_and_names_the_bad_argument():
         check_args({"job": 3}, spec)
     with pytest.raises(CommandError, match=r"unknown argument 'jbo'"):
         check_args({"jbo": "x"}, spec)
+
+
+# -- starvation: slow clients, bursts (the loop reads requests; only complete ones take a slot) -----------------
+def frame_bytes(obj: dict) -> bytes:
+    body = json.dumps(obj).encode()
+    return struct.pack(">I", len(body)) + body
+
+
+def trickle(path: str, every: float, replies: list) -> None:
+    """Send a valid request one byte every `every` s; record the server's reply (or None if it just closes)."""
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(path)
+        sock.settimeout(every)
+        for byte in frame_bytes(proto.request("slow", "status")):
+            try:
+                sock.sendall(bytes([byte]))
+                replies.append(proto.recv_frame(sock, proto.MAX_REPLY))
+                return
+            except TimeoutError:
+                continue
+            except (OSError, proto.ProtocolError):
+                break
+        replies.append(None)
+
+
+def test_clients_trickling_their_request_neither_block_status_nor_outlast_the_request_deadline(make_server):
+    server, path = make_server({"status": echo}, read_timeout=1.5)
+    replies: list = []
+    slow = [threading.Thread(target=trickle, args=(path, 0.25, replies), daemon=True) for _ in range(16)]
+    for client in slow:
+        client.start()
+    wait_for(lambda: server.health()["pending"] == 16, what="16 trickling clients connected")
+    for n in range(20):
+        assert proto.call(path, "status", {"n": n}, timeout=2)["args"] == {"n": n}
+    for client in slow:
+        client.join(10)
+    # each kept sending, yet the whole request had 1.5 s: one deadline per request, not per recv
+    assert [reply and reply["error"] for reply in replies] == [
+        {"message": "no complete request within 1.5s", "code": "timeout"}] * 16
+
+
+def test_a_thousand_status_requests_from_fifty_concurrent_clients_are_all_answered(make_server):
+    together = threading.Barrier(50, timeout=10)   # the first round: all fifty inside a handler at once
+
+    def status(args, peer, emit):
+        if args.get("first"):
+            together.wait()
+        return {"jobs": []}
+
+    _, path = make_server({"status": status})
+    outcomes: list = []
+
+    def client() -> None:
+        for n in range(20):
+            outcomes.append(_call_outcome(path, "status", {"first": n == 0}))
+
+    clients = [threading.Thread(target=client) for _ in range(50)]
+    for thread in clients:
+        thread.start()
+    for thread in clients:
+        thread.join(60)
+    assert len(outcomes) == 1000
+    assert [outcome for outcome in outcomes if outcome != {"jobs": []}] == []
+
+
+def test_when_every_pending_place_is_taken_the_oldest_connection_makes_room(make_server):
+    server, path = make_server({"status": echo}, max_pending=4)
+    silent = [socket.socket(socket.AF_UNIX) for _ in range(4)]
+    try:
+        for count, sock in enumerate(silent, 1):   # one by one: silent[0] is the oldest
+            sock.settimeout(5)
+            sock.connect(path)
+            wait_for(lambda: server.health()["pending"] == count, what=f"{count} silent connections pending")
+        assert proto.call(path, "status", timeout=5)["args"] == {}
+        evicted = proto.recv_frame(silent[0], proto.MAX_REPLY)
+        assert evicted["error"]["code"] == proto.BUSY
+        assert "oldest" in evicted["error"]["message"]
+        assert server.health()["pending"] == 3
+    finally:
+        for sock in silent:
+            sock.close()
+
+
+# -- hostile frames: each gets a protocol error reply, nothing raises ----------------------------------------------
+def body_frame(text: str) -> bytes:
+    body = text.encode()
+    return struct.pack(">I", len(body)) + body
+
+
+DEEP = '{"id": "d", "command": "status", "args": {"job": ' + "[" * 1000 + "]" * 1000 + "}}"
+NESTED = '{"id": "n", "command": "status", "args": {"job": ' + "[" * 40 + "]" * 40 + "}}"
+HUGE_INT = '{"id": "h", "command": "history", "args": {"limit": ' + "9" * 5000 + "}}"
+SURROGATE_ID = '{"id": "\\udc80", "command": "status"}'
+SURROGATE_KEY = '{"id": "k", "command": "status", "args": {"\\ud800x": 1}}'
+
+
+@pytest.mark.parametrize("text, request_id, message", [
+    (DEEP, None, "bad request: frame is not usable JSON: nested too deeply"),
+    (NESTED, "n", "bad request: request is nested more than 32 deep at 'args.job"),
+    (HUGE_INT, None, "bad request: frame is not usable JSON: an integer with too many digits"),
+    (SURROGATE_ID, None, "bad request: request holds a string that is not valid Unicode (a lone surrogate) at 'id'"),
+    (SURROGATE_KEY, "k", "bad request: request holds a string that is not valid Unicode (a lone surrogate) at "
+                         "'args.\\\\ud800x'"),
+])
+def test_hostile_frames_get_a_bad_request_reply_and_nothing_raises(make_server, caplog, text, request_id, message):
+    _, path = make_server({"status": echo, "history": echo})
+    with caplog.at_level(logging.DEBUG, logger="backupd.control"):
+        reply = raw_exchange(path, body_frame(text), shut=False)
+    assert (reply["id"], reply["ok"], reply["error"]["code"]) == (request_id, False, "bad_request")
+    assert reply["error"]["message"].startswith(message)
+    assert not [record for record in caplog.records if record.exc_info]
+    assert proto.call(path, "status", {"job": "daily"})["args"] == {"job": "daily"}
+
+
+@pytest.mark.parametrize("command", ["trigger", "history", "list"])
+@pytest.mark.parametrize("job, named", [([], "an array"), ({}, "an object"), (3, "an integer"), (True, "true or false")])
+def test_an_argument_of_the_wrong_json_type_is_refused_before_the_handler_runs(make_server, command, job, named):
+    called = []
+    _, path = make_server({command: lambda args, peer, emit: called.append(args) or {}})
+    with pytest.raises(proto.RemoteError) as info:
+        proto.call(path, command, {"job": job})
+    assert (info.value.message, info.value.code) == (f"argument 'job' must be a string or null, not {named}",
+                                                     "bad_args")
+    assert called == []
+
+
+@pytest.mark.parametrize("args, message", [
+    ({"limit": "5"}, "argument 'limit' must be an integer or null, not a string"),
+    ({"limit": False}, "argument 'limit' must be an integer or null, not true or false"),
+    ({"wait": 1}, "argument 'wait' must be true or false or null, not an integer"),
+    ({"destination": ["a"]}, "argument 'destination' must be a string or null, not an array"),
+])
+def test_every_argument_in_the_table_is_checked(make_server, args, message):
+    _, path = make_server({"any": echo})
+    with pytest.raises(proto.RemoteError, match=f"^{message}$"):
+        proto.call(path, "any", args)
+    assert proto.call(path, "any", {"job": None, "limit": 5, "wait": True, "other": [1]})["args"]["limit"] == 5

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from backupd.daemon.listener import BACKLOG
+
 PACKAGING = Path(__file__).resolve().parents[2] / "packaging"
 SHIPPED_EXEC = "/usr/local/bin/backupd"
 MAX_EXPOSURE = 2.0
@@ -102,6 +104,10 @@ def test_unit_declares_the_protocol(unit, expected):
     found = directives(PACKAGING / unit)
     wrong = {key: found.get(key) for key, value in expected.items() if found.get(key) != [value]}
     assert wrong == {}
+
+
+def test_socket_queues_as_many_connections_as_the_daemons_own_listener():
+    assert directives(PACKAGING / "backupd.socket")["Socket.Backlog"] == [str(BACKLOG)]
 
 
 def test_watchdog_is_longer_than_two_pings_and_stop_outlasts_stop_timeout():
