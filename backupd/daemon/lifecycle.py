@@ -102,7 +102,8 @@ class Daemon:
         try:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise SystemExit(f"backupd: another backupd is already running on {state_dir}") from None
+            log.error("another backupd is already running on this state directory", extra={"state_dir": str(state_dir)})
+            raise SystemExit(1) from None
 
     def _initial_runs(self, due: list[str]) -> None:
         for name in due:

@@ -64,7 +64,8 @@ def _refuse_if_live(path: Path) -> None:
         return   # stale socket file from a dead daemon
     finally:
         probe.close()
-    raise SystemExit(f"backupd: {path} is served by another running daemon")
+    log.error("the control socket is served by another running daemon", extra={"socket": str(path)})
+    raise SystemExit(1)
 
 
 def _set_group(path: Path, control_group: str) -> None:
