@@ -150,3 +150,40 @@ def test_call_rejects_a_reply_without_ok(tmp_path):
         with pytest.raises(proto.ProtocolError, match="reply has no 'ok' field"):
             proto.call(path, "status")
         server.join()
+
+
+def test_a_frame_fed_one_byte_at_a_time_comes_out_whole_once():
+    message = {"id": "r1", "command": "trigger", "args": {"job": "dåily ✓"}}
+    body = json.dumps(message).encode()
+    data = struct.pack(">I", len(body)) + body
+    buffer = proto.FrameBuffer()
+    assert [buffer.feed(data[i:i + 1]) for i in range(len(data) - 1)] == [None] * (len(data) - 1)
+    assert buffer.feed(data[-1:]) == message
+
+
+@pytest.mark.parametrize("sent, error, message", [
+    (b"", proto.ConnectionClosed, "connection closed by peer"),
+    (b"\x00\x00", proto.ProtocolError, "truncated frame: header has 2 of 4 bytes"),
+    (struct.pack(">I", 40) + b'{"id"', proto.ProtocolError, "truncated frame: body has 5 of 40 bytes"),
+])
+def test_a_buffer_closed_early_says_what_was_missing(sent, error, message):
+    buffer = proto.FrameBuffer()
+    assert buffer.feed(sent) is None
+    closed = buffer.closed_early()
+    assert type(closed) is error and str(closed) == message
+
+
+def test_a_buffer_refuses_an_oversized_frame_from_its_header():
+    with pytest.raises(proto.ProtocolError, match="frame too large: 101 bytes, the limit is 100"):
+        proto.FrameBuffer(limit=100).feed(struct.pack(">I", 101))
+
+
+@pytest.mark.parametrize("body, message", [
+    (b'{"a": ' + b"[" * 5000 + b"]" * 5000 + b"}", "frame is not usable JSON: nested too deeply"),
+    (b'{"a": ' + b"7" * 5000 + b"}", "frame is not usable JSON: an integer with too many digits"),
+])
+def test_json_that_python_cannot_hold_is_a_protocol_error(pair, body, message):
+    a, b = pair
+    raw(a, body)
+    with pytest.raises(proto.ProtocolError, match=f"^{message}$"):
+        proto.recv_frame(b)
