@@ -5,7 +5,8 @@ Semantics every destination honours (checked by one contract suite, tests/destin
   visible to list(). Storing a name that is already present with the same sha256 is a no-op success
   (idempotent), so a retried run never duplicates a backup.
 - list(job) returns only backupd's own archives (never foreign files), newest first.
-- fetch(name, out_path) writes the archive's exact bytes to out_path.
+- fetch(name, out_path) writes the archive's exact bytes to out_path; fetch_stream(name) gives them in
+  pieces as they arrive (DestinationError at once, before any byte, if the name is not there).
 - delete(name) removes one archive; deleting a name that is absent is not an error (idempotent).
 - Errors are DestinationError with a `kind`; `permanent` says whether retrying can help.
 - `verb` says what store() does, for progress ("storing on" a disk, "uploading to" a remote service);
@@ -18,7 +19,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, Iterator, Protocol
 
 ProgressCallback = Callable[[int, int], None]   # (bytes done, bytes total)
 
@@ -84,6 +85,7 @@ class Destination(Protocol):
               progress: ProgressCallback | None = None) -> StoredBackup: ...
     def list(self, job: str | None = None) -> list[StoredBackup]: ...
     def fetch(self, name: str, out_path: Path) -> None: ...
+    def fetch_stream(self, name: str) -> Iterator[bytes]: ...
     def delete(self, name: str) -> None: ...
     def clean_debris(self) -> list[str]: ...
     def close(self) -> None: ...

@@ -14,6 +14,7 @@ import logging
 import os
 import stat
 from pathlib import Path
+from typing import Iterator
 
 from ..config import LocalDestinationConfig
 from ..util.files import fsync_directory, write_atomic
@@ -179,15 +180,22 @@ class LocalDestination:
         backups = [b for b in backups if b.job and (job is None or b.job == job)]
         return sorted(backups, key=lambda b: (b.created, b.name), reverse=True)
 
-    def fetch(self, name: str, out_path: Path) -> None:
+    def fetch_stream(self, name: str) -> Iterator[bytes]:
         source = self._path_of(name)
         try:
-            with open(source, "rb") as src, open(out_path, "wb") as dst:
-                while block := src.read(COPY_BLOCK):
-                    dst.write(block)
+            src = open(source, "rb")
         except FileNotFoundError:
             raise DestinationError(f"local destination '{self.name}': no backup named {name}",
                                    kind=ErrorKind.NOT_FOUND) from None
+        except OSError as exc:
+            raise DestinationError(f"local destination '{self.name}': cannot read {source}: {exc.strerror}",
+                                   kind=_kind(exc)) from None
+        return _blocks(src, source, self.name)
+
+    def fetch(self, name: str, out_path: Path) -> None:
+        with open(out_path, "wb") as dst:
+            for block in self.fetch_stream(name):
+                dst.write(block)
 
     def delete(self, name: str) -> None:
         path = self._path_of(name)
@@ -208,6 +216,20 @@ class LocalDestination:
 
 _KIND_OF_ERRNO = {errno.ENOSPC: ErrorKind.QUOTA, errno.EDQUOT: ErrorKind.QUOTA, errno.EACCES: ErrorKind.AUTH,
                   errno.EPERM: ErrorKind.AUTH, errno.ENOENT: ErrorKind.NOT_FOUND}
+
+
+def _blocks(src, path: Path, name: str) -> Iterator[bytes]:
+    """The file's bytes in COPY_BLOCK pieces; closed at the end, or when the reader stops early."""
+    with src:
+        while True:
+            try:
+                block = src.read(COPY_BLOCK)
+            except OSError as exc:
+                raise DestinationError(f"local destination '{name}': cannot read {path}: {exc.strerror}",
+                                       kind=_kind(exc)) from None
+            if not block:
+                return
+            yield block
 
 
 def _try_lock(fd: int, how: int) -> bool:

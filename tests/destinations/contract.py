@@ -40,6 +40,17 @@ class DestinationContract:
         destination.fetch(meta.name, out)
         assert out.read_bytes() == path.read_bytes()
 
+    def test_fetch_stream_gives_the_exact_bytes_in_pieces(self, destination, big_archive):
+        path, meta = big_archive
+        destination.store(path, meta)
+        pieces = list(destination.fetch_stream(meta.name))
+        assert b"".join(pieces) == path.read_bytes() and all(pieces)
+
+    def test_fetch_stream_of_unknown_name_is_not_found_before_any_byte(self, destination):
+        with pytest.raises(DestinationError) as caught:
+            destination.fetch_stream("nightly-19990101T000000Z.tar.zst")     # not iterated: raised at once
+        assert caught.value.kind == "not-found"
+
     def test_fetch_of_unknown_name_is_not_found(self, destination, tmp_path):
         with pytest.raises(DestinationError) as caught:
             destination.fetch("nightly-19990101T000000Z.tar.zst", tmp_path / "out")

@@ -25,7 +25,7 @@ from .drive_state import DriveFile, DriveState, Session
 from .oauth import OAuthState
 
 FAULT_KINDS = ("503", "500", "429", "rate-limit", "sa-no-quota", "storage-quota", "401", "expire",
-               "expire-410", "drop", "no-range", "slow", "corrupt", "invalid-grant", "not-found")
+               "expire-410", "drop", "no-range", "slow", "corrupt", "cut", "invalid-grant", "not-found")
 
 
 @dataclass

@@ -110,8 +110,8 @@ class DriveHandler(BaseHTTPRequestHandler):
         if fault.kind == "slow":
             self.delay = fault.delay
             return False
-        if fault.kind == "corrupt":
-            self.corrupt = True
+        if fault.kind in ("corrupt", "cut"):     # the normal action runs, damaged (cut: a download dropped midway)
+            setattr(self, fault.kind, True)
             return False
         session = self.drive.state.sessions.get(args[0]) if category in ("chunk", "status") else None
         length = int(self.headers.get("Content-Length") or 0)
@@ -266,7 +266,19 @@ class DriveHandler(BaseHTTPRequestHandler):
         first, last = int(match[1]), min(int(match[2] or total - 1), total - 1)
         if first >= total:
             return self._reply(416, b"", {"Content-Range": f"bytes */{total}"})
+        if getattr(self, "cut", False):
+            return self._cut_short(bytes(data[first:last + 1]))
         self._reply(206, bytes(data[first:last + 1]), {"Content-Range": f"bytes {first}-{last}/{total}"})
+
+    def _cut_short(self, body: bytes) -> None:
+        """Announce the whole body, send half of it, drop the connection."""
+        self.send_response(206)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body[: len(body) // 2])
+        self.wfile.flush()
+        self.connection.shutdown(socket.SHUT_RDWR)
+        self.close_connection = True
 
     # uploads ---------------------------------------------------------------------------------------
     def _start(self) -> None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-
-from googleapiclient.http import MediaIoBaseDownload
+from typing import Iterator
 
 from ...config import DriveDestinationConfig
 from ..base import ArchiveMeta, DestinationError, ProgressCallback, StoredBackup
 from . import client as drive_client
+from .download import RangedDownload
 from .folders import FolderResolver, quote
 from .retry import Backoff
 from .upload import HashingFileMedia, ResumableUpload
@@ -18,7 +18,6 @@ log = logging.getLogger("backupd.destinations.gdrive")
 FIELDS = "id,name,size,md5Checksum,sha256Checksum,appProperties,createdTime,webViewLink,parents"
 LIST_FIELDS = f"nextPageToken,files({FIELDS})"
 PAGE_SIZE = 1000
-DOWNLOAD_CHUNK = 8 * 1024 * 1024
 
 
 class DriveDestination:
@@ -114,19 +113,22 @@ class DriveDestination:
         backups = [self._stored(item) for item in self._query(*terms)]
         return sorted(backups, key=lambda b: (b.created, b.name), reverse=True)
 
-    def fetch(self, name: str, out_path: Path) -> None:
+    def fetch_stream(self, name: str) -> Iterator[bytes]:
+        """The archive's bytes in ranged GETs of chunk_size, resumed after a dropped connection."""
         found = self._query(f"name = '{quote(name)}'")
         if not found:
             raise DestinationError(f"{self.where}: no backup named {name}", kind="not-found")
-        request = self.client.service.files().get_media(fileId=found[0]["id"], supportsAllDrives=True)
-        backoff = self.backoff()
+        file_id, backoff = found[0]["id"], self.backoff()
+        files_api = self.client.service.files()
+        return iter(RangedDownload(lambda: files_api.get_media(fileId=file_id, supportsAllDrives=True),
+                                   lambda step, doing: self.client.execute(step, backoff, doing),
+                                   int(found[0].get("size") or 0), self.config.chunk_size, name, self.where,
+                                   self.cancel))
+
+    def fetch(self, name: str, out_path: Path) -> None:
         with open(out_path, "wb") as out:
-            download = MediaIoBaseDownload(out, request, chunksize=DOWNLOAD_CHUNK)
-            done = False
-            while not done:
-                if self.cancel is not None:
-                    self.cancel.check()
-                _, done = self.client.execute(_Step(download), backoff, f"downloading {name}")
+            for data in self.fetch_stream(name):
+                out.write(data)
 
     def delete(self, name: str) -> None:
         for item in self._query(f"name = '{quote(name)}'"):
@@ -156,13 +158,3 @@ class DriveDestination:
                             created=props.get("created") or item.get("createdTime", ""),
                             file_id=item["id"], link=item.get("webViewLink", ""),
                             extra={"host": props.get("host", "")})
-
-
-class _Step:
-    """Adapts one download chunk to the `execute(num_retries=0)` shape DriveClient.execute retries."""
-
-    def __init__(self, download: MediaIoBaseDownload):
-        self.download = download
-
-    def execute(self, num_retries: int = 0):
-        return self.download.next_chunk(num_retries=num_retries)
