@@ -10,7 +10,7 @@ from collections import namedtuple
 from backupd.daemon import protocol as proto
 
 from .ctl_call import Busy, NoAnswer, Request
-from .ctl_format import SHOW, printable, progress_text
+from .ctl_format import FAILED, SHOW, printable, progress_text
 
 DEFAULT_SOCKET = "/run/backupd/backupd.sock"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
@@ -95,6 +95,7 @@ GLOBAL_OPTIONS = {"--socket": ("socket", text_value, f"control socket (default: 
                   "--timeout": ("timeout", positive_seconds, f"seconds the daemon has to answer (default "
                                 f"{REPLY_TIMEOUT:g}); with trigger --wait, also between progress updates")}
 JOB_OPTION = {"--job": ("job", text_value, "only this job")}
+DESTINATION_OPTION = {"--destination": ("destination", text_value, "only this destination")}
 # summary: the help line; positional: the request argument a bare word fills, or None; options: as
 # GLOBAL_OPTIONS; request: the request arguments sent to the daemon, with their defaults
 Command = namedtuple("Command", "summary positional options request")
@@ -109,10 +110,13 @@ COMMANDS = {
                                                   f"at most N runs, 1-{proto.HISTORY_MAX} (default "
                                                   f"{proto.HISTORY_LIMIT})")},
                        {"job": None, "limit": proto.HISTORY_LIMIT}),
-    "list": Command("backups present at the destinations", None,
-                    {**JOB_OPTION, "--destination": ("destination", text_value, "only this destination")},
+    "list": Command("backups present at the destinations", None, {**JOB_OPTION, **DESTINATION_OPTION},
                     {"job": None, "destination": None}),
     "reload": Command("validate and load the configuration file again", None, {}, {}),
+    "prune": Command("apply each job's keep policy at its destinations: remove what no rule keeps", None,
+                     {**JOB_OPTION, **DESTINATION_OPTION,
+                      "--dry-run": ("dry_run", None, "only show each backup with the rule that keeps it")},
+                     {"job": None, "destination": None, "dry_run": False}),
 }
 
 
@@ -253,7 +257,8 @@ def execute(options: dict) -> int:
 
 
 def show(command: str, result: dict, as_json: bool, waiting: bool) -> int:
-    """Print the result (control characters from the daemon escaped); exit 1 for a run that failed."""
+    """Print the result (control characters from the daemon escaped); exit 1 for a run that failed, or a
+    result FAILED says failed (a prune that could not finish somewhere)."""
     if as_json:
         print(json.dumps(result, indent=2))
     else:
@@ -263,7 +268,8 @@ def show(command: str, result: dict, as_json: bool, waiting: bool) -> int:
             return fail(f"unexpected reply from the daemon to {command} ({type(exc).__name__}: "
                         f"{printable(str(exc))}); --json shows replies as they come", EXIT_FAILED)
         print(text)
-    return EXIT_FAILED if waiting and result.get("status") != "success" else EXIT_OK
+    failed = (waiting and result.get("status") != "success") or (command in FAILED and FAILED[command](result))
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -98,7 +98,18 @@ def show_status(result: dict) -> str:
             notes.append(f"{name}: {job['pending_uploads']} upload(s) pending; retry now with: "
                          f"backupctl trigger {name} --upload-pending")
     body = table(["JOB", "SCHEDULE", "NEXT RUN", "LAST RUN", "RESULT", "SIZE"], rows)
-    return "\n".join([head + body] + notes)
+    return "\n".join([head + body] + notes + spool_lines(result.get("spool")))
+
+
+def spool_lines(spool: dict | None) -> list[str]:
+    """The spool's size and bound, and each archive waiting in it with why."""
+    if not spool:
+        return []
+    lines = [f"spool: {human_size(spool.get('bytes'))} awaiting upload (spool_max {human_size(spool.get('max'))})"]
+    for archive in spool.get("archives") or []:
+        lines.append(f"  {archive.get('archive')}  {human_size(archive.get('size'))}  job {archive.get('job')}")
+        lines += [f"    -> {d.get('destination')}: {d.get('why')}" for d in archive.get("destinations") or []]
+    return lines
 
 
 def show_run(run: dict) -> str:
@@ -142,5 +153,24 @@ def show_list(result: dict) -> str:
     return "\n".join(lines)
 
 
+def show_prune(result: dict) -> str:
+    """Per job and destination: the plan (every backup, what keeps it or that it goes), what was removed."""
+    dry = result.get("dry_run")
+    blocks = []
+    for plan in result.get("plans", []):
+        backups = plan.get("backups") or []
+        kept = sum(1 for backup in backups if backup.get("kept"))
+        gone = len(plan.get("removed") or []) if not dry else len(backups) - kept
+        outcome = f"{kept} kept, {gone} {'would be removed' if dry else 'removed'}"
+        lines = [f"job {plan.get('job')} at {plan.get('destination')} ({plan.get('policy')}): {outcome}",
+                 *(plan.get("plan") or [])]
+        if plan.get("error"):
+            lines.append(f"error: {plan['error']}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) or "no destination to prune"
+
+
 SHOW = {"status": show_status, "trigger": show_trigger, "history": show_history, "list": show_list,
-        "reload": lambda result: result.get("summary", "configuration reloaded")}
+        "reload": lambda result: result.get("summary", "configuration reloaded"), "prune": show_prune}
+# command -> whether its (successful) reply still means the operation failed somewhere: exit 1
+FAILED = {"prune": lambda result: any(plan.get("error") for plan in result.get("plans", []))}

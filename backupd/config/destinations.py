@@ -37,6 +37,8 @@ class DriveDestinationConfig(DestinationConfig):
     retry_deadline: float = key(f.duration, 600.0, doc="keep retrying transient faults this long")
     timeout: float = key(f.duration, 60.0,
                          doc="a request to Drive that stays silent this long counts as a network fault")
+    trash: bool = key(f.boolean, False, doc="pruning moves archives to the Drive trash (recoverable for 30 days, "
+                                            "still counted in the quota) instead of deleting them")
 
 
 DESTINATION_TYPES: dict[str, type[DestinationConfig]] = {

@@ -138,6 +138,13 @@ def chunk_size(value) -> int:
     return parsed
 
 
+def positive_size(value) -> int:
+    parsed = size(value)
+    if parsed <= 0:
+        raise FieldError(f"must be a positive size like '10GiB', not {shown(value)}")
+    return parsed
+
+
 def string_list(value) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise FieldError(f"must be a list of strings, not {type_name(value)}")

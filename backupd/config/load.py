@@ -10,7 +10,7 @@ from . import checks
 from .destinations import DESTINATION_TYPES
 from .fields import FieldError, did_you_mean, label, shown, type_name
 from .model import Config, DaemonConfig, JobConfig
-from .schema import REQUIRED, keys
+from .schema import REQUIRED, Table, keys
 from .sources import MANIFEST_NAME, SOURCE_TYPES
 
 DEFAULT_PATH = Path("/etc/backupd/backupd.toml")
@@ -120,6 +120,11 @@ class _Tables:
             if name not in table:
                 if default is REQUIRED:
                     self.errors.add(_join(where, name), "is required")
+                continue
+            if isinstance(parse, Table):    # a table of its own keys: each problem at its own key
+                built = self.build(parse.cls, table[name], _join(where, name))
+                if built is not None:
+                    values[name] = built
                 continue
             try:
                 value = parse(table[name])

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import ClassVar
 
 from . import cron, fields as f
-from .schema import key
+from .keep import KeepPolicy
+from .schema import key, table
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -25,6 +26,9 @@ class DaemonConfig:
     log_level: str = key(f.one_of("debug", "info", "warning", "error"), "info", doc="least severe level logged")
     log_format: str = key(f.one_of("json", "text"), "json", doc="json (one object per line) or text")
     stop_timeout: float = key(f.duration, 30.0, doc="a run in progress is cancelled within this time")
+    spool_max: int | None = key(f.positive_size, None,
+                                doc="archives awaiting upload may take this much of the spool (default: 10GiB "
+                                    "or 20% of the state directory's file system, whichever is smaller)")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,6 +44,7 @@ class JobConfig:
     catch_up: bool = key(f.boolean, True, doc="run once at start if a scheduled run was missed while down")
     misfire_grace: float = key(f.duration_from(1.0, "1s"), 6 * 3600.0,
                                doc="how old a missed slot may be and still run (APScheduler counts whole seconds)")
+    keep: KeepPolicy = table(KeepPolicy, doc="what pruning keeps at each destination (absent: everything)")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,5 +78,7 @@ class Config:
         return [self.destinations[name] for name in job.destinations]
 
     def summary(self) -> str:
-        return (f"{self.path}: ok: {len(self.jobs)} job(s) ({', '.join(self.jobs) or 'none'}), "
+        """One line, then each job's keep policy on a line of its own."""
+        head = (f"{self.path}: ok: {len(self.jobs)} job(s) ({', '.join(self.jobs) or 'none'}), "
                 f"{len(self.sources)} source(s), {len(self.destinations)} destination(s)")
+        return "\n".join([head, *(f"  job {name}: {job.keep.describe()}" for name, job in self.jobs.items())])

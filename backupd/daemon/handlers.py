@@ -8,15 +8,20 @@ import time
 from .. import __version__
 from ..destinations import registry as destination_registry
 from ..destinations.base import DestinationError
+from ..jobs.actions import spooled
+from ..jobs.actions.prune import PruneContext, prune as prune_destinations
 from ..jobs.result import Status, Trigger
 from ..jobs.runner import Action
+from ..jobs.spool import Spool
 from ..util.clock import iso
 from . import protocol as proto
-from .control import CommandError
+from .control import CommandError, check_args
 from .runs import Busy
 
 log = logging.getLogger("backupd.control")
 PROGRESS_EVERY = 0.5
+PRUNE_ARGS = {"job": ((str, type(None)), None), "destination": ((str, type(None)), None),
+              "dry_run": ((bool,), False)}
 
 
 def progress_of(run) -> dict:
@@ -32,14 +37,20 @@ class Handlers:
 
     def table(self) -> dict:
         return {"status": self.status, "trigger": self.trigger, "history": self.history,
-                "list": self.list_backups, "reload": self.reload}
+                "list": self.list_backups, "reload": self.reload, "prune": self.prune}
 
     def status(self, args, peer, emit) -> dict:
         daemon = self.daemon
         return {"version": __version__, "pid": os.getpid(),
                 "uptime_s": round(time.monotonic() - daemon.started_monotonic, 1),
                 "config": str(daemon.config.path), "status_text": daemon.status_text(),
-                "jobs": [self._job_status(job) for job in daemon.config.jobs.values()]}
+                "jobs": [self._job_status(job) for job in daemon.config.jobs.values()], "spool": self._spool()}
+
+    def _spool(self) -> dict:
+        """What waits in the spool for an upload, why, and its bound."""
+        settings = self.daemon.config.daemon
+        spool = Spool(settings.state_dir)
+        return spooled.report(self.daemon.history, spool, spool.limit(settings.spool_max))
 
     def _job_status(self, job) -> dict:
         finished = [r for r in self.daemon.history.runs(job.name, limit=3) if r.status != Status.RUNNING]
@@ -106,6 +117,25 @@ class Handlers:
             errors.append(f"destination '{dest_config.name}': {exc}")
         finally:
             destination.close()
+
+    def prune(self, args, peer, emit) -> dict:
+        """Apply the keep policy of one job (or every job) at its destinations (or one of them)."""
+        args = check_args(args, PRUNE_ARGS)
+        config = self.daemon.config
+        jobs = [self._job_name(args["job"])] if args["job"] is not None else list(config.jobs)
+        wanted = args["destination"]
+        if wanted is not None and not any(wanted in config.jobs[name].destinations for name in jobs):
+            raise CommandError(f"no job here ({', '.join(jobs) or 'none'}) stores on a destination named {wanted!r}")
+        plans = []
+        for name in jobs:
+            job = config.jobs[name]
+            context = PruneContext(job=job, history=self.daemon.history, state_dir=config.daemon.state_dir,
+                                   by=f"backupctl prune (uid {peer.uid})", log_extra={"peer_uid": peer.uid},
+                                   dry_run=args["dry_run"])
+            targets = [config.destinations[d] for d in job.destinations if wanted in (None, d)]
+            plans += [{"job": name, "policy": job.keep.describe(), **plan.to_dict()}
+                      for plan in prune_destinations(context, targets)]
+        return {"dry_run": args["dry_run"], "plans": plans}
 
     def reload(self, args, peer, emit) -> dict:
         log.info("reload requested", extra={"peer_uid": peer.uid})

@@ -182,7 +182,8 @@ class Daemon:
         self.scheduler.apply(new)
         self.config = new
         self.reload_error = None
-        log.info("configuration reloaded", extra={"summary": new.summary()})
+        released = self.history.release_held()    # uploads that failed permanently: the next run retries them
+        log.info("configuration reloaded", extra={"summary": new.summary(), "released_uploads": released})
 
     # ---- stop --------------------------------------------------------------------------------
     def stop(self, signals: "_SignalRecorder") -> int:

@@ -165,7 +165,8 @@ class LocalDestination:
     def _stored(self, path: Path, info: dict) -> StoredBackup:
         return StoredBackup(name=path.name, size=path.stat().st_size, location=str(path),
                             job=info.get("job", ""), run_id=info.get("run_id", ""),
-                            sha256=info.get("sha256", ""), created=info.get("created", ""))
+                            sha256=info.get("sha256", ""), created=info.get("created", ""),
+                            extra={"host": info.get("host", "")})
 
     def list(self, job: str | None = None) -> list[StoredBackup]:
         try:

@@ -9,7 +9,7 @@ import threading
 from datetime import datetime
 from pathlib import Path
 
-from ..util.clock import iso, parse_iso
+from ..util.clock import iso, parse_iso, utc_now
 from .result import RunRecord, Status
 
 log = logging.getLogger("backupd.history")
@@ -22,7 +22,17 @@ CREATE TABLE IF NOT EXISTS job_state (job TEXT PRIMARY KEY, last_slot TEXT);
 CREATE TABLE IF NOT EXISTS pending_uploads (
     archive TEXT NOT NULL, destination TEXT NOT NULL, job TEXT NOT NULL, run_id TEXT NOT NULL,
     meta TEXT NOT NULL, PRIMARY KEY (archive, destination));
+CREATE TABLE IF NOT EXISTS held_uploads (
+    archive TEXT NOT NULL, destination TEXT NOT NULL, error TEXT NOT NULL, since TEXT NOT NULL,
+    PRIMARY KEY (archive, destination));
+CREATE TABLE IF NOT EXISTS failed_checks (
+    archive TEXT NOT NULL, destination TEXT NOT NULL, checked TEXT NOT NULL, detail TEXT NOT NULL,
+    PRIMARY KEY (archive, destination));
+CREATE TABLE IF NOT EXISTS deletions (
+    archive TEXT NOT NULL, destination TEXT NOT NULL, job TEXT NOT NULL, removed_at TEXT NOT NULL,
+    removed_by TEXT NOT NULL, reason TEXT NOT NULL, PRIMARY KEY (archive, destination));
 """
+DELETION_FIELDS = ("archive", "destination", "job", "removed_at", "removed_by", "reason")
 
 
 class History:
@@ -129,6 +139,52 @@ class History:
 
     def remove_pending(self, archive: str, destination: str) -> None:
         self._run("DELETE FROM pending_uploads WHERE archive = ? AND destination = ?", (archive, destination))
+        self.unhold(archive, destination)
+
+    # -- uploads that failed permanently wait for a reload or `trigger --upload-pending` --------------------------
+    def hold_pending(self, archive: str, destination: str, error: str) -> None:
+        self._run("INSERT OR REPLACE INTO held_uploads VALUES (?, ?, ?, ?)",
+                  (archive, destination, error, iso(utc_now())))
+
+    def held(self) -> dict[tuple[str, str], dict]:
+        """(archive, destination) -> {"error", "since"} of the pending uploads held back."""
+        rows = self._run("SELECT archive, destination, error, since FROM held_uploads")
+        return {(row[0], row[1]): {"error": row[2], "since": row[3]} for row in rows}
+
+    def unhold(self, archive: str, destination: str) -> None:
+        self._run("DELETE FROM held_uploads WHERE archive = ? AND destination = ?", (archive, destination))
+
+    def release_held(self) -> int:
+        """Let every held upload be retried by the next run; how many there were."""
+        with self._lock:
+            return self._db.execute("DELETE FROM held_uploads").rowcount
+
+    # -- verification results and pruning ------------------------------------------------------------------------
+    def record_check(self, archive: str, destination: str, ok: bool, detail: str = "") -> None:
+        """A verification of `archive` at `destination`: a failure is kept until a later check passes."""
+        if ok:
+            self._run("DELETE FROM failed_checks WHERE archive = ? AND destination = ?", (archive, destination))
+        else:
+            self._run("INSERT OR REPLACE INTO failed_checks VALUES (?, ?, ?, ?)",
+                      (archive, destination, iso(utc_now()), detail))
+
+    def failed_checks(self, destination: str) -> set[str]:
+        """The archives at `destination` whose last verification failed."""
+        return {row[0] for row in self._run("SELECT archive FROM failed_checks WHERE destination = ?",
+                                            (destination,))}
+
+    def record_deletion(self, archive: str, destination: str, job: str, by: str, reason: str) -> bool:
+        """Record that pruning removed `archive` from `destination`; False if that was recorded before."""
+        with self._lock:
+            return self._db.execute("INSERT OR IGNORE INTO deletions VALUES (?, ?, ?, ?, ?, ?)",
+                                    (archive, destination, job, iso(utc_now()), by, reason)).rowcount == 1
+
+    def deletions(self, job: str | None = None) -> list[dict]:
+        """What pruning removed, oldest first."""
+        where, params = ("WHERE job = ?", (job,)) if job else ("", ())
+        rows = self._run(f"SELECT {', '.join(DELETION_FIELDS)} FROM deletions {where} ORDER BY removed_at, rowid",
+                         params)
+        return [dict(zip(DELETION_FIELDS, row)) for row in rows]
 
     def close(self) -> None:
         with self._lock:

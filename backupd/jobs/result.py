@@ -40,6 +40,7 @@ class DestinationStatus(StrEnum):
     SUCCESS = "success"
     FAILED = "failed"
     PENDING_UPLOAD = "pending-upload"     # kept in the spool; the next run (or --upload-pending) retries
+    LOST = "lost"                         # dropped from a full spool before it could be stored here
 
 
 def new_run_id() -> str:
@@ -63,6 +64,7 @@ class DestinationResult:
     link: str = ""
     error: str = ""
     kind: str = ""
+    permanent: bool = False     # the failure needs the operator: retried after a reload or --upload-pending
 
 
 @dataclass

@@ -18,13 +18,18 @@ Built-in safety, whatever the policy:
 - Duplicate timestamps are ordered by name (of two backups created at the same instant, the one whose name
   sorts last counts as the newer). Names must be unique; a duplicate name is an error, so nothing is decided.
 
-Pure: no I/O, stdlib only.
+Pure: no I/O, stdlib only. The policy itself (KeepPolicy) is the configuration's `keep` table (config/keep.py).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from typing import Callable, Iterable
+
+from ..config.keep import KeepPolicy, format_duration
+
+__all__ = ["AFTER_NOW", "NEWEST_OK", "NO_POLICY", "PERIODS", "Backup", "Decision", "KeepPolicy", "decide",
+           "format_duration", "format_plan", "kept", "newest_per_period"]
 
 NO_POLICY = "no keep policy"
 NEWEST_OK = "newest successful"
@@ -37,6 +42,7 @@ def _iso_week(local: datetime) -> str:
 
 
 # Period rule -> the period of a local time; the key also names the period in a decision ("daily 2026-11-30").
+# The same rules, in the same order, as config.keep.PERIOD_RULES.
 PERIODS: dict[str, Callable[[datetime], str]] = {
     "hourly": lambda local: f"{local:%Y-%m-%d %H}:00",
     "daily": lambda local: f"{local:%Y-%m-%d}",
@@ -44,62 +50,6 @@ PERIODS: dict[str, Callable[[datetime], str]] = {
     "monthly": lambda local: f"{local:%Y-%m}",
     "yearly": lambda local: f"{local:%Y}",
 }
-
-_DURATION_UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
-
-
-def format_duration(seconds: float) -> str:
-    """172800 -> '2d', 5400 -> '1h30m'; a fractional number of seconds stays in seconds ('0.5s')."""
-    if seconds != int(seconds):
-        return f"{seconds:g}s"
-    parts, rest = [], int(seconds)
-    for unit, size in _DURATION_UNITS:
-        amount, rest = divmod(rest, size)
-        if amount:
-            parts.append(f"{amount}{unit}")
-    return "".join(parts) or "0s"
-
-
-@dataclass(frozen=True)
-class KeepPolicy:
-    """A job's `keep` table; None means the rule is absent. `within` is in seconds."""
-
-    last: int | None = None
-    hourly: int | None = None
-    daily: int | None = None
-    weekly: int | None = None
-    monthly: int | None = None
-    yearly: int | None = None
-    within: float | None = None
-
-    def __post_init__(self):
-        for rule in fields(self):
-            _check_rule(rule.name, getattr(self, rule.name))
-
-    @property
-    def empty(self) -> bool:
-        """True when no rule is set: the policy keeps everything."""
-        return all(getattr(self, rule.name) is None for rule in fields(self))
-
-    def describe(self) -> str:
-        """One line for --check-config: 'keep last 3, 7 daily, 4 weekly, everything within 2d'."""
-        if self.empty:
-            return "keep everything (no keep policy)"
-        parts = [f"last {self.last}"] if self.last is not None else []
-        parts += [f"{getattr(self, kind)} {kind}" for kind in PERIODS if getattr(self, kind) is not None]
-        if self.within is not None:
-            parts.append(f"everything within {format_duration(self.within)}")
-        return "keep " + ", ".join(parts)
-
-
-def _check_rule(name: str, value) -> None:
-    if value is None:
-        return
-    if name == "within":
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            raise ValueError(f"keep.within must be a positive number of seconds, got {value!r}")
-    elif isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"keep.{name} must be a whole number of at least 1, got {value!r}")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""One run of one job: the steps of its action (archive -> store -> pending uploads), then the record.
+"""One run of one job: the steps of its action (archive -> store -> spool bound -> pending uploads -> prune),
+then the record.
 
 A run builds everything it uses from the configuration it is given and shares nothing with other runs,
 so a failing run cannot disturb the daemon or the next run.
@@ -17,6 +18,8 @@ from ..destinations.base import ArchiveMeta
 from ..util.clock import iso, utc_now
 from .actions.archive import ArchiveContext, archive_name, host_name, write_archive
 from .actions.pending import upload_pending
+from .actions.prune import PruneContext, after_run as prune_after_run
+from .actions.spooled import bound as bound_spool
 from .actions.store import StoreContext, store_everywhere
 from .errors import RunFailed
 from .history import History
@@ -96,8 +99,20 @@ class Run:
                                 self._meta(), self.record):
             self.archive_path.unlink(missing_ok=True)
 
+    def _bound_spool(self) -> None:
+        limit = self.spool.limit(self.config.daemon.spool_max)
+        dropped = bound_spool(self.history, self.spool, limit, self.job.name, self.extra)
+        if dropped:
+            self.record.note = "; ".join(filter(None, [self.record.note, *dropped]))
+
     def _upload_pending(self) -> None:
-        upload_pending(self._store_context(), self.spool, self.record)
+        upload_pending(self._store_context(), self.spool, self.record,
+                       include_held=self.action == Action.UPLOAD_PENDING)
+
+    def _prune(self) -> None:
+        context = PruneContext(job=self.job, history=self.history, state_dir=self.config.daemon.state_dir,
+                               by=f"run {self.run_id}", log_extra=self.extra, cancel=self.cancel)
+        prune_after_run(context, self.record, self.config.destinations)
 
     def _store_context(self) -> StoreContext:
         return StoreContext(destinations=self.config.destinations, state_dir=self.config.daemon.state_dir,
@@ -132,6 +147,6 @@ class Run:
 
 # each action's steps, in order
 ACTIONS = {
-    Action.BACKUP: (Run._archive, Run._store, Run._upload_pending),
+    Action.BACKUP: (Run._archive, Run._store, Run._bound_spool, Run._upload_pending, Run._prune),
     Action.UPLOAD_PENDING: (Run._upload_pending,),
 }

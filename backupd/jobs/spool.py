@@ -12,6 +12,8 @@ from ..util.files import fsync_directory
 
 PARTIAL = ".partial"
 WORKDIR = ".work"
+DEFAULT_MAX = 10 << 30      # daemon.spool_max when unset: 10 GiB, or FS_SHARE of the file system if smaller
+FS_SHARE = 0.2
 
 
 class Spool:
@@ -25,6 +27,24 @@ class Spool:
 
     def final_path(self, archive_name: str) -> Path:
         return self.root / archive_name
+
+    def limit(self, configured: int | None) -> int:
+        """How much the archives awaiting upload may take: daemon.spool_max, or the default."""
+        if configured is not None:
+            return configured
+        try:
+            st = os.statvfs(self.root)
+        except OSError:
+            return DEFAULT_MAX
+        return min(DEFAULT_MAX, int(st.f_blocks * st.f_frsize * FS_SHARE))
+
+    def stat(self, archive_name: str) -> tuple[int, int]:
+        """(size, mtime in ns) of a committed archive in the spool; (0, 0) once it is gone."""
+        try:
+            st = self.final_path(archive_name).stat()
+        except OSError:
+            return 0, 0
+        return st.st_size, st.st_mtime_ns
 
     def workdir(self, run_id: str) -> Path:
         path = self.root / (run_id + WORKDIR)

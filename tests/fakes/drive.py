@@ -7,7 +7,9 @@
         drive.files, drive.bytes_received, drive.sessions, drive.count("token")
 
 Request categories a fault can target: token, start (resumable POST), chunk, status (`bytes */N`),
-multipart, api (other metadata calls), media (downloads), finish (an upload completing), any.
+multipart, about (about.get: the storage quota, `state.quota_limit`), api (other metadata calls), media
+(downloads), finish (an upload completing), any. files.update honours `trashed` (the trash still counts in the
+quota's usage).
 """
 from __future__ import annotations
 

@@ -62,6 +62,9 @@ class DriveHandler(BaseHTTPRequestHandler):
     def do_DELETE(self):
         self._dispatch("DELETE")
 
+    def do_PATCH(self):
+        self._dispatch("PATCH")
+
     # routing ---------------------------------------------------------------------------------
     def _dispatch(self, method: str) -> None:
         url = urlsplit(self.path)
@@ -96,10 +99,12 @@ class DriveHandler(BaseHTTPRequestHandler):
             if file_id and method == "GET" and self.params.get("alt") == "media":
                 return "media", self._api, (self._media, file_id)
             table = {("GET", False): self._list, ("POST", False): self._create,
-                     ("GET", True): self._get, ("DELETE", True): self._delete}
+                     ("GET", True): self._get, ("DELETE", True): self._delete, ("PATCH", True): self._update}
             action = table.get((method, bool(file_id)))
             if action:
                 return "api", self._api, (action, file_id)
+        if parts == ["drive", "v3", "about"] and method == "GET":
+            return "about", self._api, (self._about, None)
         if parts[:3] == ["drive", "v3", "drives"] and len(parts) == 4 and method == "GET":
             return "api", self._api, (self._get_drive, parts[3])
         return "other", self._not_routed, ()
@@ -254,6 +259,22 @@ class DriveHandler(BaseHTTPRequestHandler):
                 return self._error(404, "notFound", f"File not found: {file_id}.")
             del self.drive.state.files[file_id]
         self._reply(204, b"")
+
+    def _update(self, file_id):
+        """files.update: only `trashed` (what backupd changes) is honoured."""
+        body = json.loads(self._body() or b"{}")
+        with self.drive.state.lock:
+            entry = self._visible(file_id)
+            if entry is None:
+                return self._error(404, "notFound", f"File not found: {file_id}.")
+            entry.trashed = bool(body.get("trashed", entry.trashed))
+        self._json(200, entry.resource(self.drive.url))
+
+    def _about(self, _):
+        if self.params.get("fields") != "storageQuota":
+            return self._error(400, "invalid", f"this server answers fields=storageQuota only, not "
+                                               f"{self.params.get('fields')!r}")
+        self._json(200, {"storageQuota": self.drive.state.storage_quota()})
 
     def _media(self, file_id):
         entry = self._visible(file_id)

@@ -128,6 +128,7 @@ class DriveState:
         self.files: dict[str, DriveFile] = {}
         self.shared_drives: dict[str, str] = {}
         self.sessions: dict[str, Session] = {}
+        self.quota_limit: int | None = None   # about.get's storageQuota.limit; None: unlimited (no limit field)
         self._clock = itertools.count()
 
     def new_id(self) -> str:
@@ -181,6 +182,14 @@ class DriveState:
             found = [f for f in self.files.values() if all(p(f) for p in predicates)
                      and (not f.drive_id or all_drives) and (not drive_id or f.drive_id == drive_id)]
         return sorted(found, key=lambda f: (f.createdTime, f.name))
+
+    def storage_quota(self) -> dict:
+        """about.get's storageQuota: every My Drive file's bytes count, the trashed ones too (as on Drive)."""
+        with self.lock:
+            mine = [f for f in self.files.values() if not f.drive_id and f.content is not None]
+            usage, trash = sum(len(f.content) for f in mine), sum(len(f.content) for f in mine if f.trashed)
+        quota = {"usage": str(usage), "usageInDrive": str(usage), "usageInDriveTrash": str(trash)}
+        return quota if self.quota_limit is None else {"limit": str(self.quota_limit), **quota}
 
     def corrupt(self, entry: DriveFile) -> None:
         """Flip one stored byte (as a broken transfer would) and recompute Drive's checksums."""

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Iterator
 
 from ...config import DriveDestinationConfig
-from ..base import ArchiveMeta, DestinationError, ProgressCallback, StoredBackup
+from ...util.units import human_size
+from ..base import ArchiveMeta, DestinationError, ErrorKind, ProgressCallback, StoredBackup
 from . import client as drive_client
 from .download import RangedDownload
 from .folders import FolderResolver, quote
@@ -82,6 +83,7 @@ class DriveDestination:
         if existing:
             log.info("%s: %s is already stored (file id %s)", self.where, meta.name, existing[0]["id"])
             return self._stored(existing[0])
+        self._check_quota(meta.name, size)
         body = {"name": meta.name, "parents": [self.folder_id()], "mimeType": "application/zstd",
                 "appProperties": {"backupd": "1", "job": meta.job, "run_id": meta.run_id,
                                   "host": meta.host, "sha256": meta.sha256, "created": meta.created}}
@@ -94,6 +96,24 @@ class DriveDestination:
             media.close()
         log.info("%s: stored %s (%d bytes, file id %s)", self.where, meta.name, size, result["id"])
         return self._stored(result)
+
+    def _check_quota(self, name: str, size: int) -> None:
+        """Fail before uploading a byte when the account's quota cannot hold the archive (a shared drive has
+        no quota of its own to ask, and an unlimited account reports no limit: then nothing is checked)."""
+        if self.config.shared_drive_id:
+            return
+        request = self.client.service.about().get(fields="storageQuota")
+        quota = self._execute(request, "reading the storage quota").get("storageQuota") or {}
+        if quota.get("limit") is None:
+            return
+        limit, usage = int(quota["limit"]), int(quota.get("usage") or 0)
+        free = max(0, limit - usage)
+        if size > free:
+            raise DestinationError(
+                f"{self.where}: {name} needs {human_size(size)} ({size} bytes) but the Drive account has "
+                f"{human_size(free)} free ({free} bytes: {usage} of {limit} used, the trash included); "
+                "nothing was uploaded: free space on Drive, then retry with backupctl trigger --upload-pending",
+                kind=ErrorKind.QUOTA, permanent=True)
 
     def _verify(self, result: dict, meta: ArchiveMeta, md5: str | None) -> None:
         """Size, MD5 and (when Drive gives it) SHA-256 must match; otherwise remove the file."""
@@ -131,13 +151,18 @@ class DriveDestination:
                 out.write(data)
 
     def delete(self, name: str) -> None:
+        """Delete for good, or with `trash = true` move to the Drive trash; a trashed file is no longer listed."""
         for item in self._query(f"name = '{quote(name)}'"):
-            self._delete_id(item["id"])
+            self._delete_id(item["id"], trash=self.config.trash)
 
-    def _delete_id(self, file_id: str) -> None:
-        request = self.client.service.files().delete(fileId=file_id, supportsAllDrives=True)
+    def _delete_id(self, file_id: str, trash: bool = False) -> None:
+        files_api = self.client.service.files()
+        if trash:
+            request = files_api.update(fileId=file_id, body={"trashed": True}, supportsAllDrives=True, fields="id")
+        else:
+            request = files_api.delete(fileId=file_id, supportsAllDrives=True)
         try:
-            self._execute(request, "deleting a backup")
+            self._execute(request, "moving a backup to the trash" if trash else "deleting a backup")
         except DestinationError as exc:
             if exc.kind != "not-found":     # already gone: deleting is idempotent
                 raise

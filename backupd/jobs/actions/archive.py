@@ -33,6 +33,12 @@ def archive_name(job: str, started, run_id: str) -> str:
     return f"{job}-{host_name()}-{started.strftime('%Y%m%dT%H%M%SZ')}-{run_id[:8]}{ARCHIVE_SUFFIX}"
 
 
+def archive_pattern(job: str, host: str) -> re.Pattern:
+    """What archive_name() gives for `job` on `host`, encrypted (.age) or not, and nothing else."""
+    return re.compile(f"{re.escape(job)}-{re.escape(host)}-[0-9]{{8}}T[0-9]{{6}}Z-[0-9a-f]{{1,8}}"
+                      f"{re.escape(ARCHIVE_SUFFIX)}(?:\\.age)?")
+
+
 @dataclass(frozen=True)
 class ArchiveContext:
     """What writing an archive needs."""

@@ -11,8 +11,10 @@ from .store import StoreContext, store_one
 log = logging.getLogger("backupd.store")
 
 
-def upload_pending(ctx: StoreContext, spool: Spool, record: RunRecord) -> None:
-    """Upload what earlier runs of `record.job` left pending, adding the results to `record`."""
+def upload_pending(ctx: StoreContext, spool: Spool, record: RunRecord, include_held: bool = False) -> None:
+    """Upload what earlier runs of `record.job` left pending, adding the results to `record`. Uploads held
+    back after a permanent failure are retried only with `include_held` (trigger --upload-pending)."""
+    held = ctx.history.held()
     for item in ctx.history.pending(record.job):
         if item["run_id"] == record.run_id:
             continue   # this run's own upload just failed: the next run retries it
@@ -24,12 +26,18 @@ def upload_pending(ctx: StoreContext, spool: Spool, record: RunRecord) -> None:
                         "reason": "destination no longer configured" if config is None else "spool copy gone"})
             _forget(ctx, spool, item)
             continue
+        if not include_held and (item["archive"], item["destination"]) in held:
+            continue   # failed permanently: waits for a reload or trigger --upload-pending
         ctx.cancel.check()
         result = DestinationResult(name=f"{config.name} (pending from run {item['run_id']})")
         record.destinations.append(result)
         if store_one(ctx, config, path, ArchiveMeta(**item["meta"]), result):
             _forget(ctx, spool, item)
         else:
+            if result.permanent:
+                ctx.history.hold_pending(item["archive"], item["destination"], result.error)
+            else:
+                ctx.history.unhold(item["archive"], item["destination"])
             record.fail(Category.DESTINATION, f"pending upload of {item['archive']} to "
                         f"'{config.name}' failed again: {result.error}", kind=result.kind)
 

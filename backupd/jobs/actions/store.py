@@ -10,7 +10,7 @@ from typing import Callable, Mapping
 from ...cancel import CancelToken
 from ...config import DestinationConfig
 from ...destinations import registry
-from ...destinations.base import ArchiveMeta, DestinationError
+from ...destinations.base import ArchiveMeta, DestinationError, ErrorKind
 from ..history import History
 from ..result import Category, DestinationResult, DestinationStatus, RunRecord
 
@@ -42,6 +42,8 @@ def store_everywhere(ctx: StoreContext, names, path: Path, meta: ArchiveMeta, re
         record.destinations.append(result)
         if not store_one(ctx, ctx.destinations[name], path, meta, result):
             ctx.history.add_pending(meta.name, name, meta.job, meta.run_id, asdict(meta))
+            if result.permanent:
+                ctx.history.hold_pending(meta.name, name, result.error)
             result.status = DestinationStatus.PENDING_UPLOAD
             keep = True
     failed = [r for r in record.destinations if r.status != DestinationStatus.SUCCESS]
@@ -62,6 +64,9 @@ def store_one(ctx: StoreContext, config: DestinationConfig, path: Path, meta: Ar
         stored = destination.store(path, meta, progress=lambda done, total: ctx.progress(stage, done, total))
     except DestinationError as exc:
         result.status, result.error, result.kind = DestinationStatus.FAILED, str(exc), exc.kind
+        result.permanent = exc.permanent
+        if exc.kind == ErrorKind.VERIFY:
+            ctx.history.record_check(meta.name, config.name, ok=False, detail=str(exc))
         log.error("destination failed", extra={**extra, "kind": exc.kind, "permanent": exc.permanent,
                                                "error": str(exc)})
         return False
@@ -69,6 +74,7 @@ def store_one(ctx: StoreContext, config: DestinationConfig, path: Path, meta: Ar
         destination.close()
     result.status, result.location = DestinationStatus.SUCCESS, stored.location
     result.file_id, result.link = stored.file_id, stored.link
+    ctx.history.record_check(meta.name, config.name, ok=True)    # stored means verified
     log.info("destination stored", extra={**extra, "location": stored.location, "file_id": stored.file_id,
                                           "link": stored.link, "size": stored.size})
     return True
