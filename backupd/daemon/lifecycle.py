@@ -78,6 +78,7 @@ class Daemon:
         interrupted = recover_at_start(self.config, self.history)   # also cleans the destinations' debris
         if interrupted:
             log.warning("runs interrupted by the last stop", extra={"run_ids": interrupted})
+        self.history.release_held()      # a start reads the configuration anew, as a reload does
         keep = {item["archive"] for item in self.history.pending()}
         Spool(state_dir).clean(keep)
         self.runs = RunManager(self.history, lambda: self.config, self.wake)
