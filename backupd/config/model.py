@@ -44,6 +44,9 @@ class JobConfig:
     catch_up: bool = key(f.boolean, True, doc="run once at start if a scheduled run was missed while down")
     misfire_grace: float = key(f.duration_from(1.0, "1s"), 6 * 3600.0,
                                doc="how old a missed slot may be and still run (APScheduler counts whole seconds)")
+    verify_schedule: str | None = key(cron.schedule, None,
+                                      doc="crontab for verifying the job's stored copies at every destination "
+                                          "(its newest backup and the one verified longest ago); default off")
     keep: KeepPolicy = table(KeepPolicy, doc="what pruning keeps at each destination (absent: everything)")
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..util.clock import iso, parse_iso, utc_now
 from .result import RunRecord, Status
+from .verify_record import VerifyRecord, VerifyStatus
 
 log = logging.getLogger("backupd.history")
 SCHEMA = """
@@ -19,6 +20,10 @@ CREATE TABLE IF NOT EXISTS runs (
     started TEXT NOT NULL, ended TEXT, record TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS runs_job_started ON runs (job, started);
 CREATE TABLE IF NOT EXISTS job_state (job TEXT PRIMARY KEY, last_slot TEXT);
+CREATE TABLE IF NOT EXISTS verifications (
+    verify_id TEXT PRIMARY KEY, job TEXT NOT NULL, archive TEXT NOT NULL, destination TEXT NOT NULL,
+    status TEXT NOT NULL, started TEXT NOT NULL, record TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS verifications_job_started ON verifications (job, started);
 CREATE TABLE IF NOT EXISTS pending_uploads (
     archive TEXT NOT NULL, destination TEXT NOT NULL, job TEXT NOT NULL, run_id TEXT NOT NULL,
     meta TEXT NOT NULL, PRIMARY KEY (archive, destination));
@@ -185,6 +190,50 @@ class History:
         rows = self._run(f"SELECT {', '.join(DELETION_FIELDS)} FROM deletions {where} ORDER BY removed_at, rowid",
                          params)
         return [dict(zip(DELETION_FIELDS, row)) for row in rows]
+
+    # -- verifications of stored backups (record kind `verify`) ------------------------------------------------
+    def save_verification(self, record: VerifyRecord) -> None:
+        """Keep a verification; one that passed or failed (not one that could not finish) is also its
+        backup's check result at that destination (record_check), which retention reads."""
+        data = record.to_dict()
+        self._run("INSERT OR REPLACE INTO verifications VALUES (?, ?, ?, ?, ?, ?, ?)",
+                  (record.verify_id, record.job, record.archive, record.destination, record.status,
+                   data["started"], json.dumps(data)))
+        if record.status != VerifyStatus.ERROR:
+            self.record_check(record.archive, record.destination, record.ok,
+                              record.problems[0] if record.problems else "")
+
+    def verifications(self, job: str | None = None, limit: int | None = None) -> list[VerifyRecord]:
+        """The newest `limit` verifications (all when None), newest first."""
+        where, params = ("WHERE job = ?", (job,)) if job else ("", ())
+        rows = self._run(f"SELECT record FROM verifications {where} ORDER BY started DESC, rowid DESC LIMIT ?",
+                         (*params, -1 if limit is None else limit))
+        return [VerifyRecord.from_dict(json.loads(row[0])) for row in rows]
+
+    # -- monitoring: successes, run counts, stale episodes (one row per job watched for alert_after) --------------
+    def last_success(self, job: str) -> RunRecord | None:
+        rows = self._run("SELECT record FROM runs WHERE job = ? AND status = ? ORDER BY started DESC, rowid DESC "
+                         "LIMIT 1", (job, Status.SUCCESS))
+        return RunRecord.from_dict(json.loads(rows[0][0])) if rows else None
+
+    def run_counts(self) -> dict[tuple[str, str], int]:
+        """(job, status) -> how many runs the trail holds."""
+        return {(job, status): count for job, status, count in
+                self._run("SELECT job, status, COUNT(*) FROM runs GROUP BY job, status")}
+
+    def watched_since(self, job: str, now: datetime) -> datetime:
+        """When the stale check first watched `job` (`now` the first time it is asked)."""
+        self._run("INSERT OR IGNORE INTO alerts VALUES (?, ?, NULL)", (job, iso(now)))
+        return parse_iso(self._run("SELECT watched_since FROM alerts WHERE job = ?", (job,))[0][0])
+
+    def stale_since(self, job: str) -> datetime | None:
+        """When the open stale episode of `job` was alerted, or None."""
+        rows = self._run("SELECT stale_since FROM alerts WHERE job = ?", (job,))
+        return parse_iso(rows[0][0]) if rows else None
+
+    def set_stale(self, job: str, since: datetime | None) -> None:
+        """Open (a time) or close (None) the stale episode of `job`."""
+        self._run("UPDATE alerts SET stale_since = ? WHERE job = ?", (iso(since), job))
 
     def close(self) -> None:
         with self._lock:

@@ -8,7 +8,7 @@ import json
 import struct
 import tempfile
 from dataclasses import dataclass, field
-from typing import BinaryIO, Iterable, Iterator
+from typing import BinaryIO, Callable, Iterable, Iterator
 
 from ..archive.manifest import FORMAT
 from .reader import ArchiveError, ArchiveReader, Member
@@ -205,9 +205,10 @@ def _differences(record: Record, entry: Record, report: VerifyReport) -> None:
 
 
 def verify_archive(stream: BinaryIO | Iterable[bytes], expected_sha256: str | None = None,
-                   progress=None) -> VerifyReport:
+                   progress=None, on_member: Callable[[Member], None] | None = None) -> VerifyReport:
     """Read a whole archive: its sha256 (against `expected_sha256` if given) and every member's size and
-    sha256 against MANIFEST.json. Problems are reported, not raised (except the stream's own OSError)."""
+    sha256 against MANIFEST.json. Problems are reported, not raised (except the stream's own errors).
+    `on_member(member)` sees each member once its data was read (its sha256 set), MANIFEST.json excepted."""
     report = VerifyReport(expected_sha256=expected_sha256)
     reader = ArchiveReader(stream, progress=progress)
     check = ArchiveCheck()
@@ -218,6 +219,8 @@ def verify_archive(stream: BinaryIO | Iterable[bytes], expected_sha256: str | No
                 continue
             reader.skip()
             check.record(member)
+            if on_member is not None:
+                on_member(member)
         check.compare(report)
     except ArchiveError as exc:
         report.error = str(exc)
