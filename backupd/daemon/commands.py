@@ -22,6 +22,28 @@ Emit = Callable[[dict], None]
 Handler = Callable[[dict, Peer, Emit], dict]
 
 
+class Streamed(dict):
+    """A handler's result that a binary stream follows (stream mode, see protocol.py): the server sends the
+    reply, then send(conn); close() runs in every case, also when the client went away first."""
+
+    def __init__(self, result: dict, send: Callable[[object], None], close: Callable[[], None]) -> None:
+        super().__init__(result)
+        self.send, self.close = send, close
+
+
+def stream_after(reply: dict, conn) -> None:
+    """Send the stream of a Streamed result whose reply went out."""
+    result = reply.get("result")
+    if reply.get("ok") and isinstance(result, Streamed):
+        result.send(conn)
+
+
+def close_stream(reply: dict | None) -> None:
+    result = (reply or {}).get("result")
+    if isinstance(result, Streamed):
+        result.close()
+
+
 def check_args(args: dict, spec: dict[str, tuple[tuple, object]]) -> dict:
     """Validate args against {name: (allowed types, default)}; return them with defaults filled in."""
     unknown = sorted(set(args) - set(spec))

@@ -19,7 +19,8 @@ from typing import Callable
 
 from backupd.daemon import protocol as proto
 
-from .commands import ClientGone, CommandError, Emit, Handler, check_arg_types, check_args
+from .commands import (ClientGone, CommandError, Emit, Handler, check_arg_types, check_args, close_stream,
+                       stream_after)
 from .peers import Authorizer, Peer, peer_of
 
 __all__ = ["Authorizer", "ClientGone", "CommandError", "ControlServer", "Peer", "check_args", "check_arg_types"]
@@ -264,14 +265,18 @@ class ControlServer:
 
     # -- a request's own thread ------------------------------------------------------------------------------
     def _serve_request(self, conn: socket.socket, peer: Peer, request_id: str, command: str, args: dict) -> None:
+        reply = None
         try:
             conn.settimeout(self.send_timeout)
-            self._send_reply(conn, request_id, self._dispatch(conn, request_id, command, args, peer))
+            reply = self._dispatch(conn, request_id, command, args, peer)
+            self._send_reply(conn, request_id, reply)
+            stream_after(reply, conn)
         except (OSError, ClientGone) as exc:
             self.log.debug("control client went away: %s", exc)
         except Exception:
             self.log.exception("control request %r failed", command)
         finally:
+            close_stream(reply)
             conn.close()
             with self._lock:
                 self._conns.pop(threading.current_thread(), None)

@@ -16,6 +16,7 @@ from ..jobs.spool import Spool
 from ..util.clock import iso
 from . import protocol as proto
 from .control import CommandError, check_args
+from .fetch import FetchHandlers
 from .runs import Busy
 
 log = logging.getLogger("backupd.control")
@@ -37,7 +38,9 @@ class Handlers:
 
     def table(self) -> dict:
         return {"status": self.status, "trigger": self.trigger, "history": self.history,
-                "list": self.list_backups, "reload": self.reload, "prune": self.prune}
+                "list": self.list_backups, "reload": self.reload, "prune": self.prune,
+                "check": self.check,
+                **FetchHandlers(self.daemon).table()}
 
     def status(self, args, peer, emit) -> dict:
         daemon = self.daemon

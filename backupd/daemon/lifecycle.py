@@ -24,6 +24,7 @@ from .handlers import Handlers
 from .listener import Listener, open_listener
 from .runs import RunManager
 from .scheduler import Scheduler, TriggerFor, cron_trigger
+from .verifier import Verifications
 from .systemd import Notifier, Watchdog, watchdog_interval
 
 log = logging.getLogger("backupd.daemon")
@@ -65,6 +66,7 @@ class Daemon:
         self.history: History | None = None
         self.runs: RunManager | None = None
         self.scheduler: Scheduler | None = None
+        self.verifications: Verifications | None = None
         self.listener: Listener | None = None
         self.control: ControlServer | None = None
         self.watchdog: Watchdog | None = None
@@ -82,7 +84,8 @@ class Daemon:
         keep = {item["archive"] for item in self.history.pending()}
         Spool(state_dir).clean(keep)
         self.runs = RunManager(self.history, lambda: self.config, self.wake)
-        self.scheduler = Scheduler(self._fire, self.history, self.trigger_for)
+        self.verifications = Verifications(self.history, lambda: self.config)
+        self.scheduler = Scheduler(self._fire, self.history, self.trigger_for, on_verify=self.verifications.start)
         self.listener = open_listener(self.config.daemon.socket, self.config.daemon.control_group)
         due = self.scheduler.catch_up(self.config)
         self.scheduler.start(self.config)
@@ -193,6 +196,7 @@ class Daemon:
         signals.exit_on_next()
         self.scheduler.shutdown()
         all_ended = self.runs.stop(self.config.daemon.stop_timeout)
+        self.verifications.stop(self.config.daemon.stop_timeout)
         if not all_ended:
             log.error("runs did not stop in time; recorded as interrupted, their temporary files removed",
                       extra={"timeout": self.config.daemon.stop_timeout})

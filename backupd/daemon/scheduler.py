@@ -41,8 +41,10 @@ class Scheduler:
     `trigger_for` turns a job into its APScheduler trigger: the job's crontab, unless the caller says otherwise.
     """
 
-    def __init__(self, on_fire: Callable[[str, str], object], history, trigger_for: TriggerFor = cron_trigger):
+    def __init__(self, on_fire: Callable[[str, str], object], history, trigger_for: TriggerFor = cron_trigger,
+                 on_verify: Callable[[str], object] | None = None):
         self._on_fire = on_fire
+        self._on_verify = on_verify
         self._history = history
         self._trigger_for = trigger_for
         self._scheduler = BackgroundScheduler(timezone=timezone.utc)
@@ -52,15 +54,28 @@ class Scheduler:
         self._scheduler.start()
 
     def apply(self, config: Config) -> None:
-        """(Re)schedule every job of `config`; jobs no longer configured are removed."""
+        """(Re)schedule every job of `config` (and its verify_schedule); jobs no longer configured are removed."""
+        wanted = {f"job:{name}" for name in config.jobs} | {f"verify:{job.name}" for job in self._verified(config)}
         for existing in self._scheduler.get_jobs():
-            if existing.id.removeprefix("job:") not in config.jobs:
+            if existing.id not in wanted:
                 existing.remove()
+        for job in self._verified(config):
+            self._scheduler.add_job(
+                self._on_verify, cron.trigger(job.verify_schedule, job.timezone), args=[job.name],
+                id=f"verify:{job.name}", name=f"verification of job '{job.name}' ({job.verify_schedule})",
+                replace_existing=True, misfire_grace_time=int(job.misfire_grace), coalesce=True, max_instances=1)
         for job in config.jobs.values():
             self._scheduler.add_job(
                 self._fire, self._trigger_for(job), args=[job.name], id=f"job:{job.name}",
                 name=f"backup job '{job.name}' ({job.schedule} {job.timezone})", replace_existing=True,
                 misfire_grace_time=int(job.misfire_grace), coalesce=True, max_instances=1)
+
+    def _verified(self, config: Config) -> list[JobConfig]:
+        """The jobs with a verify_schedule (none when nobody takes verifications)."""
+        return [job for job in config.jobs.values() if job.verify_schedule and self._on_verify is not None]
+
+    def next_verify(self, job_name: str) -> datetime | None:
+        return getattr(self._scheduler.get_job(f"verify:{job_name}"), "next_run_time", None)
 
     def _fire(self, job_name: str) -> None:
         self._history.set_last_slot(job_name, datetime.now(timezone.utc))

@@ -254,7 +254,7 @@ def test_proc_groups_reads_supplementary_groups():
     assert _proc_groups(2 ** 22 + 12345) == frozenset()
 
 
-def call_as(path, uid, gid, groups, command="echo"):
+def call_as(path, uid, gid, groups, command="echo", args=None):
     """Fork a child that drops to uid/gid/groups, calls the server and reports the outcome through a pipe."""
     read_end, write_end = os.pipe()
     pid = os.fork()
@@ -265,7 +265,7 @@ def call_as(path, uid, gid, groups, command="echo"):
             os.setgid(gid)
             os.setuid(uid)
             try:
-                outcome = {"ok": True, "result": proto.call(path, command, timeout=5)}
+                outcome = {"ok": True, "result": proto.call(path, command, args, timeout=5)}
             except proto.RemoteError as exc:
                 outcome = {"ok": False, "message": exc.message, "code": exc.code}
             os.write(write_end, json.dumps(outcome).encode())

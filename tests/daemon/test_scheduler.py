@@ -75,3 +75,22 @@ def test_jobs_are_scheduled_with_ids_and_next_run(tmp_path):
     finally:
         scheduler.shutdown()
     assert not scheduler.healthy()
+
+
+def test_a_verify_schedule_is_its_own_scheduled_job_and_goes_with_the_setting(tmp_path):
+    verified = []
+    scheduler = Scheduler(Recorder(), History(tmp_path), on_verify=verified.append)
+    scheduler.start(config_with(job(verify_schedule=crontab("30 4 * * sun"))))
+    try:
+        upcoming = scheduler.next_verify("daily")
+        assert (upcoming.weekday(), upcoming.hour, upcoming.minute) == (6, 4, 30)
+        assert scheduler.next_run("daily").hour == 3            # the backup keeps its own schedule
+        scheduler._scheduler.get_job("verify:daily").func("daily")
+        assert verified == ["daily"]
+        scheduler.apply(config_with(job()))                     # verify_schedule removed: default off
+        assert scheduler.next_verify("daily") is None and scheduler.next_run("daily") is not None
+    finally:
+        scheduler.shutdown()
+    without = Scheduler(Recorder(), History(tmp_path / "other"))     # nobody takes verifications: none scheduled
+    without.apply(config_with(job(verify_schedule=crontab("30 4 * * *"))))
+    assert without._scheduler.get_job("verify:daily") is None

@@ -1,0 +1,59 @@
+"""Scheduled verifications (a job's verify_schedule): each in a thread of its own, at most one per job at a
+time, cancelled when the daemon stops."""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Callable
+
+from ..cancel import CancelToken
+from ..jobs.verify_job import verify_job
+
+log = logging.getLogger("backupd.verify")
+
+
+class Verifications:
+    def __init__(self, history, config_getter: Callable) -> None:
+        self._history, self._config = history, config_getter
+        self._lock = threading.Lock()
+        self._active: dict[str, tuple[threading.Thread, CancelToken]] = {}
+        self._closed = False
+
+    def start(self, job_name: str) -> bool:
+        """Start verifying `job_name`; False if one is going already or the daemon is stopping."""
+        with self._lock:
+            if self._closed or job_name in self._active:
+                log.info("verification not started: %s", "stopping" if self._closed else "one is in progress",
+                         extra={"job": job_name})
+                return False
+            config, cancel = self._config(), CancelToken()
+            if job_name not in config.jobs:
+                return False
+            thread = threading.Thread(target=self._run, args=(job_name, config, cancel), daemon=True,
+                                      name=f"verify-{job_name}")
+            self._active[job_name] = (thread, cancel)
+            thread.start()
+        return True
+
+    def _run(self, job_name: str, config, cancel: CancelToken) -> None:
+        try:
+            verify_job(job_name, config, self._history, cancel)
+        except Exception:
+            log.exception("scheduled verification failed", extra={"job": job_name})
+        finally:
+            with self._lock:
+                self._active.pop(job_name, None)
+
+    def active(self) -> list[str]:
+        with self._lock:
+            return list(self._active)
+
+    def stop(self, timeout: float) -> None:
+        """Start none, cancel the ones going, wait up to `timeout` for them."""
+        with self._lock:
+            self._closed = True
+            active = list(self._active.values())
+        for _, cancel in active:
+            cancel.cancel("the daemon is stopping")
+        for thread, _ in active:
+            thread.join(timeout)
