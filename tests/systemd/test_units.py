@@ -1,6 +1,7 @@
 """The shipped unit files, checked by systemd's own tools (no running systemd needed)."""
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -116,7 +117,17 @@ def test_watchdog_is_longer_than_two_pings_and_stop_outlasts_stop_timeout():
     assert found["Service.TimeoutStopSec"] == ["60s"]  # daemon.stop_timeout defaults to 30s
 
 
+
+def test_a_backup_yields_cpu_and_disk_to_the_application_and_the_score_stays_at_most_1_6(units):
+    found = directives(PACKAGING / "backupd.service")
+    assert {key: found.get(key) for key in ("Service.Nice", "Service.IOSchedulingClass",
+                                           "Service.IOSchedulingPriority", "Service.CPUWeight")} == {
+        "Service.Nice": ["10"], "Service.IOSchedulingClass": ["best-effort"],
+        "Service.IOSchedulingPriority": ["7"], "Service.CPUWeight": ["20"]}
+    assert exposure(units / "backupd.service") <= 1.6
+
 @pytest.mark.skipif(not shutil.which("systemd-sysusers"), reason="systemd-sysusers not installed")
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: systemd-tmpfiles gives the directories to the backupd user")
 def test_sysusers_and_tmpfiles_create_user_and_directories(tmp_path):
     (tmp_path / "etc").mkdir()
     subprocess.run(["systemd-sysusers", f"--root={tmp_path}", str(PACKAGING / "backupd.sysusers")],
