@@ -89,12 +89,29 @@ def text_value(text: str, option: str) -> str:
     return text
 
 
+class Repeated:
+    """The converter of an option that may be given more than once: its values are collected in a list."""
+
+    def __init__(self, convert) -> None:
+        self.convert = convert
+
+    def __call__(self, text: str, option: str):
+        return self.convert(text, option)
+
+
 # option: (destination, converter or None for a flag, help)
 GLOBAL_OPTIONS = {"--socket": ("socket", text_value, f"control socket (default: $BACKUPD_SOCKET or {DEFAULT_SOCKET})"),
                   "--json": ("json", None, "print the machine-readable JSON result"),
                   "--timeout": ("timeout", positive_seconds, f"seconds the daemon has to answer (default "
                                 f"{REPLY_TIMEOUT:g}); with trigger --wait, also between progress updates")}
 JOB_OPTION = {"--job": ("job", text_value, "only this job")}
+FETCH_OPTIONS = {  # restore and verify: fetched through the daemon, or without it (--config, --archive)
+    "--destination": ("destination", text_value, "fetch from this destination (default: the first that has "
+                                                 "it, local before remote)"),
+    "--identity": ("identity", text_value, "age identity file, for an encrypted archive"),
+    "--config": ("config", text_value, "without the daemon: read this configuration, its history and "
+                                       "credentials directly (as root) and fetch from the destination itself"),
+    "--archive": ("archive", text_value, "without configuration or daemon: this archive file (BACKUP omitted)")}
 DESTINATION_OPTION = {"--destination": ("destination", text_value, "only this destination")}
 # summary: the help line; positional: the request argument a bare word fills, or None; options: as
 # GLOBAL_OPTIONS; request: the request arguments sent to the daemon, with their defaults
@@ -117,7 +134,19 @@ COMMANDS = {
                      {**JOB_OPTION, **DESTINATION_OPTION,
                       "--dry-run": ("dry_run", None, "only show each backup with the rule that keeps it")},
                      {"job": None, "destination": None, "dry_run": False}),
+    "restore": Command("restore BACKUP (run id, archive name, latest, latest:JOB) into --to DIR", "backup",
+                       {"--to": ("to", text_value, "the folder to restore into (created if missing)"),
+                        "--source": ("sources", Repeated(text_value), "only this source (repeatable)"),
+                        "--path": ("paths", Repeated(text_value), "only members matching this glob (repeatable)"),
+                        "--force": ("force", None, "restore into a folder that is not empty"), **FETCH_OPTIONS},
+                       {}),
+    "verify": Command("check BACKUP's sha256 and every member against its manifest (exit 0 ok, 1 not)", "backup",
+                      {"--against-source": ("against_source", None, "also compare random files with the live "
+                                                                    "source: changed / missing / unchanged"),
+                       "--sample": ("sample", positive_int, "files compared with --against-source (default 100)"),
+                       **FETCH_OPTIONS}, {}),
 }
+LOCAL_COMMANDS = ("restore", "verify")   # run in backupctl itself (backupd.cli.restore, imported when used)
 
 
 def setup_commands() -> dict:
@@ -161,7 +190,10 @@ def _take_option(name: str, inline: str | None, table: dict, rest: list[str], op
         if not rest:
             raise UsageError(f"option {name} needs a value")
         inline = rest.pop(0)
-    options[dest] = convert(inline, name)
+    if isinstance(convert, Repeated):
+        options.setdefault(dest, []).append(convert(inline, name))
+    else:
+        options[dest] = convert(inline, name)
 
 
 def parse_args(argv: list[str]) -> dict:
@@ -283,6 +315,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     if options["command"] not in COMMANDS:
         return run_setup_command(options["command"], options["setup_args"])
+    if options["command"] in LOCAL_COMMANDS:
+        from backupd.cli.restore import run
+        return run(options)
     return execute(options)
 
 
