@@ -7,6 +7,7 @@ import sys
 
 from .. import __version__, config as config_module, logs
 from ..destinations.commands import SETUP_COMMANDS, run_setup_command
+from ..util.memory import keep_large_blocks_mapped
 
 
 def parser() -> argparse.ArgumentParser:
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None, **daemon_parts) -> int:
     if args.once:
         return run_once(config, args.once)
     from ..daemon.lifecycle import Daemon
+    keep_large_blocks_mapped()          # else each run's threads leave freed buffers resident in malloc's arenas
     daemon = Daemon(config, run_at_start=args.run_at_start, **daemon_parts)
     daemon.start()
     return daemon.serve()
