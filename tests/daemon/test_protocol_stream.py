@@ -137,7 +137,8 @@ def test_an_empty_archive_is_a_valid_stream(pair):
     assert read_all(b, 0) == b""
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=300, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(raw=st.one_of(st.binary(max_size=300),
                      st.lists(st.one_of(st.integers(0, 40).map(lambda n: struct.pack(">I", n)),
                                         st.binary(max_size=40),
@@ -164,7 +165,7 @@ def test_fuzzed_streams_end_in_data_or_a_protocol_error(raw, size):
         b.close()
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=50, deadline=None, database=None)
 @given(chunks=st.lists(st.binary(max_size=3000), max_size=20))
 def test_fuzzed_chunks_round_trip(chunks):
     a, b = socket.socketpair()
