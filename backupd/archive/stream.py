@@ -109,21 +109,30 @@ class CompressedStream:
     Memory is fixed: pieces are copied into pooled BUFFER-sized bytearrays (at most DEPTH + 2 exist)
     and zstd hands its output over in OUT_CHUNK pieces, so no large object is allocated per piece."""
 
-    def __init__(self, file, level: int, threads: int = -1) -> None:
+    def __init__(self, file, level: int, threads: int = -1, encryptor=None) -> None:
         params = zstandard.ZstdCompressionParameters.from_level(level, threads=threads, job_size=JOB_SIZE)
         self._pipeline = Pipeline()
         self._free: queue.Queue = queue.Queue()
         out_free: queue.Queue = queue.Queue()
         to_compressor, to_writer = self._pipeline.channel(DEPTH), self._pipeline.channel(OUT_DEPTH)
+        # with an encryptor (encrypt.AgeEncryptor): compressor -> encryptor -> writer
+        compressed = to_writer if encryptor is None else self._pipeline.channel(OUT_DEPTH)
+        self._encryptor = encryptor
         self._out = _Writer(file, out_free)
-        self._gatherer = _Gatherer(to_writer, out_free)
+        self._gatherer = _Gatherer(compressed, out_free)
         self._zstd = zstandard.ZstdCompressor(compression_params=params).stream_writer(
             self._gatherer, write_size=OUT_CHUNK, closefd=False)
         self._inbox = to_compressor
         self._current = bytearray(BUFFER)
         self._pos = 0
-        self._pipeline.stage("archive-compressor", to_compressor, self._compress, self._end_frame, to_writer)
+        self._pipeline.stage("archive-compressor", to_compressor, self._compress, self._end_frame, compressed)
         self._pipeline.stage("archive-writer", to_writer, self._out.write_piece)
+        if encryptor is not None:
+            try:
+                encryptor.attach(self._pipeline, compressed, to_writer, out_free, OUT_BUFFER)
+            except BaseException as exc:
+                self._pipeline.fail(exc)        # the other stages end
+                raise
 
     @property
     def bytes_out(self) -> int:
@@ -171,7 +180,10 @@ class CompressedStream:
         """End the zstd frame, flush and fsync the file; returns the hex sha256 of everything written."""
         self.flush_pending()
         self._inbox.put(END)
-        self._pipeline.join()
+        try:
+            self._pipeline.join()
+        finally:
+            self._stop_encryptor()
         file = self._out.file
         try:
             file.flush()
@@ -187,6 +199,11 @@ class CompressedStream:
             self._pipeline.join()
         except BaseException:
             pass
+        self._stop_encryptor()
+
+    def _stop_encryptor(self) -> None:
+        if self._encryptor is not None:
+            self._encryptor.stop()
 
     # -- the compressor stage ---------------------------------------------------------------------------
     def _compress(self, item) -> None:

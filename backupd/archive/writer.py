@@ -39,8 +39,8 @@ _SKIP_ON_OPEN = {
 
 @dataclass(frozen=True)
 class ArchiveStats:
-    size: int                   # bytes of the .tar.zst
-    sha256: str                 # hex digest of the .tar.zst
+    size: int                   # bytes of the .tar.zst (of the .tar.zst.age when encrypted)
+    sha256: str                 # hex digest of the stored file
     members: int
     bytes_in: int               # payload bytes read from the sources
     warnings: list = field(default_factory=list)   # [{"member", "message"}], at most WARNINGS_KEPT
@@ -48,12 +48,12 @@ class ArchiveStats:
 
 
 class ArchiveWriter:
-    """Writes one .tar.zst at `path`; use as a context manager, call finish() inside it."""
+    """Writes one .tar.zst at `path` (inside age v1 with an `encryptor`); use as a context manager, call finish()."""
 
     def __init__(self, path: Path, *, level: int = 3, header: dict, cancel: CancelToken | None = None,
-                 on_warning: Callable[[str, str], None] | None = None) -> None:
+                 on_warning: Callable[[str, str], None] | None = None, encryptor=None) -> None:
         self.path = Path(path)
-        self.level = level
+        self.level, self.encryptor = level, encryptor
         self.header = {**header, "backupd_version": header.get("backupd_version", __version__)}
         self.cancel = cancel
         self.on_warning = on_warning
@@ -76,7 +76,7 @@ class ArchiveWriter:
     def __enter__(self) -> "ArchiveWriter":
         try:
             self._file = open(self.path, "wb", buffering=0)
-            self._stream = CompressedStream(self._file, self.level)
+            self._stream = CompressedStream(self._file, self.level, encryptor=self.encryptor)
             self._manifest = ManifestWriter(self.path.with_name(self.path.name + ".manifest"), self.header)
             self._own_inodes = {os.fstat(f.fileno()).st_ino for f in (self._file, self._manifest.stream)}
         except BaseException as exc:

@@ -11,6 +11,7 @@ from typing import ClassVar
 
 from . import cron, fields as f
 from .keep import KeepPolicy
+from .recipients import recipients
 from .schema import key, table
 
 
@@ -41,6 +42,8 @@ class JobConfig:
     sources: tuple[str, ...] = key(f.string_list, doc="names of [sources.*] tables, each at most once")
     destinations: tuple[str, ...] = key(f.string_list, doc="names of [destinations.*] tables, each at most once")
     compression_level: int = key(f.integer(1, 22), 3, doc="zstd level")
+    encrypt_to: tuple[str, ...] = key(recipients, (), doc="age recipients (public keys) the archive is encrypted "
+                                                          "to; empty: not encrypted")
     catch_up: bool = key(f.boolean, True, doc="run once at start if a scheduled run was missed while down")
     misfire_grace: float = key(f.duration_from(1.0, "1s"), 6 * 3600.0,
                                doc="how old a missed slot may be and still run (APScheduler counts whole seconds)")

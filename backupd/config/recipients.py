@@ -29,7 +29,7 @@ def _polymod(values) -> int:
     return check
 
 
-def _bech32_payload(text: str) -> bytes:
+def bech32_payload(text: str) -> bytes:
     """The bytes of a bech32 string `hrp1data`; FieldError if its characters or checksum are wrong."""
     hrp, _, data = text.rpartition("1")
     if text != text.lower() or any(c not in _BECH32 for c in data) or len(data) < 6:
@@ -50,7 +50,7 @@ def _bech32_payload(text: str) -> bytes:
 def _age(text: str) -> str:
     if text.rpartition("1")[0] != "age":
         raise FieldError("is an age plugin recipient; only X25519 keys (age1...) are supported")
-    if len(_bech32_payload(text)) != 32:
+    if len(bech32_payload(text)) != 32:
         raise FieldError("does not hold a 32-byte X25519 key")
     return text
 

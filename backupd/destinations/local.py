@@ -18,12 +18,13 @@ from typing import Iterator
 
 from ..config import LocalDestinationConfig
 from ..util.files import fsync_directory, write_atomic
-from ..util.names import ARCHIVE_SUFFIX
+from ..util.names import ARCHIVE_SUFFIXES
 from .base import ArchiveMeta, DestinationError, ErrorKind, ProgressCallback, StoredBackup
 
 log = logging.getLogger("backupd.destinations.local")
-SUFFIX = ARCHIVE_SUFFIX
+SUFFIX = ARCHIVE_SUFFIXES              # .tar.zst, and .tar.zst.age when encrypted (str.endswith takes either)
 SIDECAR = ".meta.json"
+SIDECARS = tuple(suffix + SIDECAR for suffix in SUFFIX)
 PARTIAL_PREFIX = ".partial-"
 LOCK_NAME = ".backupd.lock"
 COPY_BLOCK = 4 * 1024 * 1024
@@ -108,8 +109,8 @@ class LocalDestination:
         except OSError:
             return False
         if name.startswith(PARTIAL_PREFIX):
-            return name.endswith(SUFFIX) or SUFFIX + SIDECAR in name
-        if not name.endswith(SUFFIX + SIDECAR) or (self.root / name.removesuffix(SIDECAR)).exists():
+            return name.endswith(SUFFIX) or any(sidecar in name for sidecar in SIDECARS)
+        if not name.endswith(SIDECARS) or (self.root / name.removesuffix(SIDECAR)).exists():
             return False
         return SIDECAR_KEYS <= self._sidecar(path.parent / name.removesuffix(SIDECAR)).keys()
 

@@ -51,7 +51,7 @@ class Run:
     def __post_init__(self):
         self.trigger, self.action = Trigger(self.trigger), Action(self.action)
         self.record = RunRecord(run_id=self.run_id, job=self.job.name, trigger=self.trigger)
-        self.archive_name = archive_name(self.job.name, self.record.started, self.run_id)
+        self.archive_name = archive_name(self.job.name, self.record.started, self.run_id, bool(self.job.encrypt_to))
         self.spool = Spool(self.config.daemon.state_dir)
         self.archive_path: Path | None = None       # in the spool, once the archive step committed it
         self.extra = {"run_id": self.run_id, "job": self.job.name}
@@ -87,7 +87,7 @@ class Run:
     def _archive(self) -> None:
         context = ArchiveContext(sources=self.config.job_sources(self.job), spool=self.spool,
                                  level=self.job.compression_level, header=self._header(), cancel=self.cancel,
-                                 progress=self.progress, log_extra=self.extra)
+                                 progress=self.progress, log_extra=self.extra, encrypt_to=self.job.encrypt_to)
         self.archive_path, stats = write_archive(context, self.archive_name, self.run_id)
         self.record.archive = ArchiveInfo(name=self.archive_name, size=stats.size, sha256=stats.sha256,
                                           members=stats.members, bytes_in=stats.bytes_in)

@@ -10,12 +10,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...archive.encrypt import AgeEncryptor, EncryptError
 from ...cancel import Cancelled, CancelToken
 from ...config import SourceConfig
 from ...sources import registry as source_registry
 from ...sources.base import SourceError, WriteError
 from ...util.files import free_space
-from ...util.names import ARCHIVE_SUFFIX
+from ...util.names import ARCHIVE_SUFFIX, archive_suffix
 from ...util.units import human_size
 from ..errors import RunFailed
 from ..result import Category, RunProgress
@@ -29,8 +30,8 @@ def host_name() -> str:
     return re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname()) or "host"
 
 
-def archive_name(job: str, started, run_id: str) -> str:
-    return f"{job}-{host_name()}-{started.strftime('%Y%m%dT%H%M%SZ')}-{run_id[:8]}{ARCHIVE_SUFFIX}"
+def archive_name(job: str, started, run_id: str, encrypted: bool = False) -> str:
+    return f"{job}-{host_name()}-{started.strftime('%Y%m%dT%H%M%SZ')}-{run_id[:8]}{archive_suffix(encrypted)}"
 
 
 def archive_pattern(job: str, host: str) -> re.Pattern:
@@ -50,6 +51,7 @@ class ArchiveContext:
     cancel: CancelToken
     progress: RunProgress
     log_extra: dict
+    encrypt_to: tuple[str, ...] = ()     # age recipients; empty: not encrypted
 
 
 def write_archive(ctx: ArchiveContext, name: str, run_id: str) -> tuple[Path, object]:
@@ -61,6 +63,8 @@ def write_archive(ctx: ArchiveContext, name: str, run_id: str) -> tuple[Path, ob
         ctx.spool.discard(name)
         if isinstance(exc, WriteError):
             raise RunFailed(Category.ARCHIVE, _write_failed(exc, ctx.spool.root)) from exc
+        if isinstance(exc, EncryptError):
+            raise RunFailed(Category.ARCHIVE, f"cannot encrypt the archive: {exc}") from exc
         raise
     return ctx.spool.commit(name), stats
 
@@ -80,7 +84,8 @@ def _write(ctx: ArchiveContext, name: str, workdir: Path):
     from ...archive.writer import ArchiveWriter   # zstandard loads only when a run needs it
     sources = _build_sources(ctx.sources)
     writer = ArchiveWriter(ctx.spool.partial_path(name), level=ctx.level, header=ctx.header,
-                           cancel=ctx.cancel, on_warning=lambda member, message: _warned(ctx, member, message))
+                           cancel=ctx.cancel, on_warning=lambda member, message: _warned(ctx, member, message),
+                           encryptor=AgeEncryptor(ctx.encrypt_to) if ctx.encrypt_to else None)
     ctx.progress.set("archiving", counter=lambda: writer.bytes_in)
     with writer:
         for source in sources:
@@ -106,7 +111,7 @@ def _write_source(ctx: ArchiveContext, writer, source, workdir: Path) -> None:
         source.write(writer.source(source.name), workdir)
     except SourceError as exc:
         raise RunFailed(Category.SOURCE, f"source '{source.name}': {exc}") from exc
-    except (Cancelled, RunFailed, WriteError):
+    except (Cancelled, RunFailed, WriteError, EncryptError):
         raise
     except OSError as exc:
         raise RunFailed(Category.ARCHIVE, f"cannot write the archive while reading source "
