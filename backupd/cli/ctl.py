@@ -83,6 +83,18 @@ def positive_seconds(text: str, option: str) -> float:
     return seconds
 
 
+DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def duration_value(text: str, option: str) -> float:
+    """'26h', '90m', '3d', '1w' or a number of seconds."""
+    unit = text[-1:] if text[-1:].isalpha() else ""
+    try:
+        return positive_seconds(text[:len(text) - len(unit)], option) * DURATION_UNITS[unit]
+    except (UsageError, KeyError):
+        raise UsageError(f"option {option}: expected a duration like 26h, 90m or 3d, got {text!r}") from None
+
+
 def text_value(text: str, option: str) -> str:
     if not text:
         raise UsageError(f"option {option}: expected a value")
@@ -145,6 +157,11 @@ COMMANDS = {
                                                                     "source: changed / missing / unchanged"),
                        "--sample": ("sample", positive_int, "files compared with --against-source (default 100)"),
                        **FETCH_OPTIONS}, {}),
+    "check": Command("OK or CRITICAL per job (exit 0 or 1): last success younger than --max-age, last run "
+                     "succeeded, no upload waiting longer", None,
+                     {**JOB_OPTION, "--max-age": ("max_age", duration_value,
+                                                  "e.g. 26h (default: each job's alert_after, else 26h)")},
+                     {"job": None, "max_age": None}),
 }
 LOCAL_COMMANDS = ("restore", "verify")   # run in backupctl itself (backupd.cli.restore, imported when used)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from backupd.util.units import human_size
+from backupd.util.units import human_age, human_size
 
 # C0 and C1 controls, DEL, bidirectional overrides and isolates, lone surrogates: what a terminal acts on or
 # cannot print; shown escaped as repr() would ('\x1b'), so a daemon's text cannot drive the terminal
@@ -94,11 +94,27 @@ def show_status(result: dict) -> str:
             notes.append("running: " + progress_text({"job": name, **job["running"]}))
         notes += [f"{name}: last backup on {d.get('name')}: {d['link']} (file id {d.get('file_id')})"
                   for d in last.get("destinations") or [] if d.get("link")]
+        notes += success_lines(job)
         if job.get("pending_uploads"):
             notes.append(f"{name}: {job['pending_uploads']} upload(s) pending; retry now with: "
                          f"backupctl trigger {name} --upload-pending")
     body = table(["JOB", "SCHEDULE", "NEXT RUN", "LAST RUN", "RESULT", "SIZE"], rows)
     return "\n".join([head + body] + notes + spool_lines(result.get("spool")))
+
+
+def success_lines(job: dict) -> list[str]:
+    """The time since the job's last success, with a warning when it is past the job's alert_after."""
+    if "last_success_age_s" not in job:
+        return []
+    age, after = job.get("last_success_age_s"), job.get("alert_after")
+    text = "never succeeded" if age is None else f"last success {human_age(age)} ago"
+    if job.get("overdue"):
+        return [f"WARNING {job.get('name')}: {text}, past its alert_after of {human_age(after)}"]
+    return [f"{job.get('name')}: {text}"]
+
+
+def show_check(result: dict) -> str:
+    return "\n".join(str(job.get("line")) for job in result.get("jobs", [])) or "no job to check"
 
 
 def spool_lines(spool: dict | None) -> list[str]:
@@ -171,6 +187,8 @@ def show_prune(result: dict) -> str:
 
 
 SHOW = {"status": show_status, "trigger": show_trigger, "history": show_history, "list": show_list,
-        "reload": lambda result: result.get("summary", "configuration reloaded"), "prune": show_prune}
+        "reload": lambda result: result.get("summary", "configuration reloaded"), "prune": show_prune,
+        "check": show_check}
 # command -> whether its (successful) reply still means the operation failed somewhere: exit 1
-FAILED = {"prune": lambda result: any(plan.get("error") for plan in result.get("plans", []))}
+FAILED = {"prune": lambda result: any(plan.get("error") for plan in result.get("plans", [])),
+          "check": lambda result: result.get("ok") is not True}

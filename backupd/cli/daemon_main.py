@@ -54,6 +54,7 @@ def run_once(config, job_name: str) -> int:
     """One run exactly as the daemon would take it (same runner), without the socket or scheduler."""
     import json
 
+    from ..jobs import notify
     from ..jobs.history import History
     from ..jobs.result import Status, Trigger
     from ..jobs.runner import Run
@@ -62,6 +63,7 @@ def run_once(config, job_name: str) -> int:
         return 2
     history = History(config.daemon.state_dir)
     record = Run(config=config, job=config.jobs[job_name], history=history, trigger=Trigger.MANUAL).execute()
+    notify.drain(None)      # the run's hooks and pings, each bounded by its own timeout
     print(json.dumps(record.to_dict(), indent=2))
     return 0 if record.status == Status.SUCCESS else 1
 

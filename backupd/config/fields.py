@@ -273,3 +273,23 @@ def crontab(value) -> str:
     if len(fields) != 5:
         raise FieldError(f"must have 5 fields (minute hour day month weekday), not {len(fields)}: {shown(value)}")
     return " ".join(_cron_field(text, index) for index, text in enumerate(fields))
+
+
+def metrics_path(value) -> Path | None:
+    """A node_exporter textfile-collector file ('*.prom'); empty: no metrics file."""
+    if string(value) == "":
+        return None
+    if not value.endswith(".prom") or value.endswith("/.prom"):
+        raise FieldError(f"must name a file ending in .prom (the textfile collector reads only those), "
+                         f"not {shown(value)}")
+    return Path(value)
+
+
+def http_url(value) -> str:
+    """An http:// or https:// URL with a host (a ping URL)."""
+    text = nonempty_string(value)
+    scheme, _, rest = text.partition("://")
+    if scheme.lower() not in ("http", "https") or not rest.split("/")[0] or any(c.isspace() for c in text):
+        raise FieldError("must be an http:// or https:// URL with a host, such as "
+                         "'https://hc-ping.com/<uuid>'")
+    return text

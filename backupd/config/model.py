@@ -27,6 +27,9 @@ class DaemonConfig:
     log_level: str = key(f.one_of("debug", "info", "warning", "error"), "info", doc="least severe level logged")
     log_format: str = key(f.one_of("json", "text"), "json", doc="json (one object per line) or text")
     stop_timeout: float = key(f.duration, 30.0, doc="a run in progress is cancelled within this time")
+    metrics_file: Path | None = key(f.metrics_path, None,
+                                    doc="Prometheus textfile-collector file rewritten at start, after every run "
+                                        "and reload and every few minutes (empty: off)")
     spool_max: int | None = key(f.positive_size, None,
                                 doc="archives awaiting upload may take this much of the spool (default: 10GiB "
                                     "or 20% of the state directory's file system, whichever is smaller)")
@@ -51,6 +54,15 @@ class JobConfig:
                                       doc="crontab for verifying the job's stored copies at every destination "
                                           "(its newest backup and the one verified longest ago); default off")
     keep: KeepPolicy = table(KeepPolicy, doc="what pruning keeps at each destination (absent: everything)")
+    on_start: tuple[str, ...] | None = key(f.argv, None, doc="command (argv, no shell) run when a run starts")
+    on_success: tuple[str, ...] | None = key(f.argv, None, doc="command run when a run stored its backup everywhere")
+    on_failure: tuple[str, ...] | None = key(f.argv, None, doc="command run when a run failed to deliver, "
+                                                                  "or the job went stale (alert_after)")
+    hook_timeout: float = key(f.duration, 60.0, doc="a hook still running after this long is killed, with its "
+                                                    "process group")
+    ping_url: str | None = key(f.http_url, None, doc="healthchecks.io-style URL: <url>/start, <url>, <url>/fail")
+    alert_after: float | None = key(f.duration, None, doc="no success for this long: an error, on_failure and "
+                                                          "/fail with category 'stale' (once per episode)")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -9,6 +9,7 @@ from .. import __version__
 from ..destinations import registry as destination_registry
 from ..destinations.base import DestinationError
 from ..jobs.actions import spooled
+from ..jobs.freshness import judge
 from ..jobs.actions.prune import PruneContext, prune as prune_destinations
 from ..jobs.result import Status, Trigger
 from ..jobs.runner import Action
@@ -21,6 +22,7 @@ from .runs import Busy
 
 log = logging.getLogger("backupd.control")
 PROGRESS_EVERY = 0.5
+CHECK_ARGS = {"job": ((str, type(None)), None), "max_age": ((int, float, type(None)), None)}
 PRUNE_ARGS = {"job": ((str, type(None)), None), "destination": ((str, type(None)), None),
               "dry_run": ((bool,), False)}
 
@@ -62,7 +64,24 @@ class Handlers:
                 "next_run": iso(self.daemon.scheduler.next_run(job.name)),
                 "last_run": finished[0].to_dict() if finished else None,
                 "running": progress_of(active) if active else None,
-                "pending_uploads": len(self.daemon.history.pending(job.name))}
+                "pending_uploads": len(self.daemon.history.pending(job.name)), **self._freshness(job)}
+
+    def _freshness(self, job) -> dict:
+        """Seconds since the job's last success, and whether that is past its alert_after."""
+        age = judge(job, self.daemon.history).age
+        overdue = (self.daemon.history.stale_since(job.name) is not None if age is None
+                   else job.alert_after is not None and age > job.alert_after)
+        return {"last_success_age_s": age, "alert_after": job.alert_after, "overdue": overdue}
+
+    def check(self, args, peer, emit) -> dict:
+        """Each (or one) job's freshness, for Nagios-style checks: ok when every job's is."""
+        args = check_args(args, CHECK_ARGS)
+        if args["max_age"] is not None and not 0 < args["max_age"] < float("inf"):
+            raise CommandError("max_age must be a positive number of seconds", code="bad_args")
+        names = [self._job_name(args["job"])] if args["job"] is not None else list(self.daemon.config.jobs)
+        jobs = [judge(self.daemon.config.jobs[name], self.daemon.history, max_age=args["max_age"]).to_dict()
+                for name in names]
+        return {"ok": all(job["state"] == "OK" for job in jobs), "jobs": jobs}
 
     def trigger(self, args, peer, emit) -> dict:
         job_name = self._job_name(args.get("job"))
@@ -138,6 +157,7 @@ class Handlers:
             targets = [config.destinations[d] for d in job.destinations if wanted in (None, d)]
             plans += [{"job": name, "policy": job.keep.describe(), **plan.to_dict()}
                       for plan in prune_destinations(context, targets)]
+        self.daemon.metrics_changed()
         return {"dry_run": args["dry_run"], "plans": plans}
 
     def reload(self, args, peer, emit) -> dict:

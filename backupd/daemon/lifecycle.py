@@ -15,6 +15,7 @@ from typing import IO, Callable, Sequence
 from .. import config as config_module
 from .. import logs
 from ..jobs.actions.recover import recover_at_start
+from ..jobs import notify
 from ..jobs.history import History
 from ..jobs.result import Trigger
 from ..jobs.spool import Spool
@@ -22,6 +23,7 @@ from . import status
 from .control import Authorizer, ControlServer
 from .handlers import Handlers
 from .listener import Listener, open_listener
+from .monitor import CHECK_EVERY, Monitor
 from .runs import RunManager
 from .scheduler import Scheduler, TriggerFor, cron_trigger
 from .verifier import Verifications
@@ -30,6 +32,7 @@ from .systemd import Notifier, Watchdog, watchdog_interval
 log = logging.getLogger("backupd.daemon")
 ACTIVE_REFRESH = 2.0   # STATUS= refresh while a run is going; idle, the loop sleeps until something happens
 PING_TIMEOUT = 2.0     # the control loop must answer the watchdog's ping within this
+NOTIFY_DRAIN = 10.0    # seconds a stop waits for the hooks and pings of the runs it ended
 
 
 # ---- health probes: the watchdog pings only while every probe answers True --------------------------------------
@@ -66,6 +69,7 @@ class Daemon:
         self.history: History | None = None
         self.runs: RunManager | None = None
         self.scheduler: Scheduler | None = None
+        self.monitor: Monitor | None = None
         self.verifications: Verifications | None = None
         self.listener: Listener | None = None
         self.control: ControlServer | None = None
@@ -83,12 +87,15 @@ class Daemon:
         self.history.release_held()      # a start reads the configuration anew, as a reload does
         keep = {item["archive"] for item in self.history.pending()}
         Spool(state_dir).clean(keep)
-        self.runs = RunManager(self.history, lambda: self.config, self.wake)
+        self.runs = RunManager(self.history, lambda: self.config, lambda: (self.wake(), self.metrics_changed()))
         self.verifications = Verifications(self.history, lambda: self.config)
         self.scheduler = Scheduler(self._fire, self.history, self.trigger_for, on_verify=self.verifications.start)
         self.listener = open_listener(self.config.daemon.socket, self.config.daemon.control_group)
         due = self.scheduler.catch_up(self.config)
         self.scheduler.start(self.config)
+        self.monitor = Monitor(lambda: self.config, self.history, self.scheduler.next_run)
+        self.scheduler.every("monitor", CHECK_EVERY, self.monitor.changed)
+        self.monitor.start()     # the first stale check and metrics file, in the monitor's thread
         # served only once the scheduler runs; earlier connections wait in the listen backlog
         self.control = ControlServer(self.listener.socket, Handlers(self).table(),
                                      Authorizer(self.config.daemon.control_group))
@@ -163,6 +170,12 @@ class Daemon:
     def status_text(self) -> str:
         return status.text(self)
 
+    def metrics_changed(self) -> None:
+        """What the metrics file and the stale checks read has changed (a run, a prune, a verification, a
+        reload): refresh them soon, in the monitor's thread, never the caller's."""
+        if self.monitor is not None:
+            self.monitor.changed()
+
     # ---- reload ------------------------------------------------------------------------------
     def reload(self) -> list[str]:
         """Parse and validate the config aside; swap it in only if valid. Returns the errors, if any."""
@@ -188,6 +201,7 @@ class Daemon:
         self.reload_error = None
         released = self.history.release_held()    # uploads that failed permanently: the next run retries them
         log.info("configuration reloaded", extra={"summary": new.summary(), "released_uploads": released})
+        self.metrics_changed()
 
     # ---- stop --------------------------------------------------------------------------------
     def stop(self, signals: "_SignalRecorder") -> int:
@@ -202,6 +216,8 @@ class Daemon:
                       extra={"timeout": self.config.daemon.stop_timeout})
             for run in self.runs.all_active():
                 run.abandon()
+        notify.drain(NOTIFY_DRAIN)       # the hooks and pings of the runs just ended (each bounded by its own timeout)
+        self.monitor.stop()
         self.control.stop()
         self.listener.close()
         if self.watchdog:

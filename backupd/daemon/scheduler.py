@@ -11,11 +11,13 @@ from typing import Callable
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
 from ..config import Config, JobConfig, cron
 from ..jobs.result import Trigger
 
 log = logging.getLogger("backupd.scheduler")
+HOUSEKEEPING = "daemon:"     # id prefix of the daemon's own periodic jobs, which a reload keeps
 
 
 def cron_trigger(job: JobConfig) -> BaseTrigger:
@@ -57,7 +59,7 @@ class Scheduler:
         """(Re)schedule every job of `config` (and its verify_schedule); jobs no longer configured are removed."""
         wanted = {f"job:{name}" for name in config.jobs} | {f"verify:{job.name}" for job in self._verified(config)}
         for existing in self._scheduler.get_jobs():
-            if existing.id not in wanted:
+            if existing.id not in wanted and not existing.id.startswith(HOUSEKEEPING):
                 existing.remove()
         for job in self._verified(config):
             self._scheduler.add_job(
@@ -73,6 +75,11 @@ class Scheduler:
     def _verified(self, config: Config) -> list[JobConfig]:
         """The jobs with a verify_schedule (none when nobody takes verifications)."""
         return [job for job in config.jobs.values() if job.verify_schedule and self._on_verify is not None]
+
+    def every(self, name: str, seconds: float, action: Callable[[], object]) -> None:
+        """Call `action` every `seconds` in the scheduler's thread pool (the daemon's own housekeeping)."""
+        self._scheduler.add_job(action, IntervalTrigger(seconds=seconds), id=HOUSEKEEPING + name, name=name,
+                                replace_existing=True, coalesce=True, max_instances=1)
 
     def next_verify(self, job_name: str) -> datetime | None:
         return getattr(self._scheduler.get_job(f"verify:{job_name}"), "next_run_time", None)

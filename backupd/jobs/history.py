@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS held_uploads (
 CREATE TABLE IF NOT EXISTS failed_checks (
     archive TEXT NOT NULL, destination TEXT NOT NULL, checked TEXT NOT NULL, detail TEXT NOT NULL,
     PRIMARY KEY (archive, destination));
+CREATE TABLE IF NOT EXISTS alerts (job TEXT PRIMARY KEY, watched_since TEXT NOT NULL, stale_since TEXT);
 CREATE TABLE IF NOT EXISTS deletions (
     archive TEXT NOT NULL, destination TEXT NOT NULL, job TEXT NOT NULL, removed_at TEXT NOT NULL,
     removed_by TEXT NOT NULL, reason TEXT NOT NULL, PRIMARY KEY (archive, destination));

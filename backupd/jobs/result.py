@@ -32,6 +32,7 @@ class Category(StrEnum):
     ARCHIVE = "archive"
     DESTINATION = "destination"
     INTERNAL = "internal"
+    STALE = "stale"             # no run failed, but none succeeded for longer than the job's alert_after
 
 
 class DestinationStatus(StrEnum):

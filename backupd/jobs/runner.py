@@ -21,6 +21,7 @@ from .actions.pending import upload_pending
 from .actions.prune import PruneContext, after_run as prune_after_run
 from .actions.spooled import bound as bound_spool
 from .actions.store import StoreContext, store_everywhere
+from . import notify
 from .errors import RunFailed
 from .history import History
 from .result import ArchiveInfo, Category, RunProgress, RunRecord, Status, Trigger, new_run_id
@@ -60,6 +61,7 @@ class Run:
         """Run to the end; never raises: the outcome is in the returned record."""
         self.history.save(self.record)
         log.info("run started", extra={**self.extra, "trigger": self.trigger, "action": self.action})
+        notify.run_started(self.record, self.job)     # hooks and pings: handed over, never waited for
         try:
             for step in ACTIONS[self.action]:
                 step(self)
@@ -142,6 +144,7 @@ class Run:
             "sha256": archive.sha256 if archive else None,
             "error_category": error.category if error else None,
             "error": error.message if error else None})
+        notify.run_ended(self.record, self.job)
         return self.record
 
 

@@ -182,7 +182,7 @@ def test_reload_error_lists_each_problem_and_exits_1(daemon):
 
 @pytest.mark.parametrize("args, message", [
     ([], "name a command"),
-    (["frobnicate"], "unknown command 'frobnicate'; commands: status, trigger, history, list, reload, prune, restore, verify, drive-login"),
+    (["frobnicate"], "unknown command 'frobnicate'; commands: status, trigger, history, list, reload, prune, restore, verify, check, drive-login"),
     (["history", "--limit", "0"], "option --limit: expected a whole number of at least 1, got '0'"),
     (["history", "--limit=x"], "option --limit: expected a whole number of at least 1, got 'x'"),
     (["history", "--limit"], "option --limit needs a value"),
