@@ -18,9 +18,10 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
-def running_daemon(workdir: Path):
-    """Start `backupd --config CFG` with a NOTIFY_SOCKET the harness owns; yield (process, seconds to READY=1)."""
-    config = daemon_cmd.write_config(workdir, None)
+def running_daemon(workdir: Path, config: Path | None = None):
+    """Start `backupd --config CFG` (default: the generated one) with a NOTIFY_SOCKET the harness owns; yield
+    (process, seconds to READY=1)."""
+    config = config or daemon_cmd.write_config(workdir, None)
     notify_path = workdir / "notify.sock"
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
         notify.bind(str(notify_path))
