@@ -1,4 +1,5 @@
-"""backupctl: talk to the backupd daemon over its control socket (imports only the stdlib and the protocol)."""
+"""backupctl: talk to the backupd daemon over its control socket, through backupd.client's requests (imports only
+the stdlib, the protocol and the client's request part)."""
 from __future__ import annotations
 
 import json
@@ -7,14 +8,16 @@ import sys
 import time
 from collections import namedtuple
 
+from backupd.client import DEFAULT_SOCKET, DEFAULT_TIMEOUT, Client, DaemonUnreachable, PermissionDenied, RemoteError
+from backupd.client.errors import BUSY, UNREACHABLE
 from backupd.daemon import protocol as proto
 
-from .ctl_call import Busy, NoAnswer, Request
 from .ctl_format import FAILED, SHOW, printable, progress_text
 
-DEFAULT_SOCKET = "/run/backupd/backupd.sock"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
-REPLY_TIMEOUT = 120.0         # default --timeout: list may ask a remote destination
+REPLY_TIMEOUT = DEFAULT_TIMEOUT   # default --timeout: list may ask a remote destination
+# DaemonUnreachable.reason -> what backupctl adds to the client's message
+UNREACHABLE_HINTS = {UNREACHABLE: " try: systemctl start backupd.socket", BUSY: "; try again later"}
 SHAPE_ERRORS = (TypeError, ValueError, AttributeError, KeyError, IndexError)   # a reply this backupctl cannot show
 PLAIN_PROGRESS_EVERY = 5.0    # seconds between progress lines when stderr is not a terminal
 
@@ -270,7 +273,8 @@ def unreachable(path: str, exc: BaseException) -> int:
     return fail(f"cannot reach the daemon at {path}: {reason}; {hint}", EXIT_UNREACHABLE)
 
 
-def report_remote_error(exc: proto.RemoteError, as_json: bool) -> int:
+def report_remote_error(exc: RemoteError | proto.RemoteError, as_json: bool) -> int:
+    """The daemon said no: its message and each of details["errors"] on stderr (with --json, also the error)."""
     if as_json:
         print(json.dumps({"error": {"message": exc.message, "code": exc.code, "details": exc.details}}, indent=2))
     errors = exc.details.get("errors")
@@ -279,27 +283,23 @@ def report_remote_error(exc: proto.RemoteError, as_json: bool) -> int:
 
 
 def execute(options: dict) -> int:
+    """One request through the client; its reply as the daemon gave it goes to show() (--json prints it as is)."""
     command, as_json = options["command"], options["json"]
-    path = options["socket"] or os.environ.get("BACKUPD_SOCKET") or DEFAULT_SOCKET
+    client = Client(options["socket"], options["timeout"])
     waiting = command == "trigger" and options.get("wait", False)
     progress = WaitProgress(enabled=waiting and (not as_json or sys.stderr.isatty()))
-    request = Request(path, command, request_args(options), options["timeout"], progress, between_events=waiting)
     try:
         try:
-            result = request.send()
+            result = client.request(command, request_args(options), on_event=progress, waiting=waiting)
         finally:
             progress.clear()
-    except proto.RemoteError as exc:
+    except RemoteError as exc:
         return report_remote_error(exc, as_json)
-    except Busy as exc:
-        return fail(f"the daemon at {path} is busy: {exc}; try again later", EXIT_UNREACHABLE)
-    except NoAnswer as exc:
+    except DaemonUnreachable as exc:
         going_on = f"; run {progress.run_id} may still be going on (backupctl status)" if progress.run_id else ""
-        return fail(f"the daemon at {path} {exc}{going_on}", EXIT_UNREACHABLE)
-    except proto.ProtocolError as exc:
-        return fail(f"the daemon at {path} did not answer properly: {exc}", EXIT_UNREACHABLE)
-    except OSError as exc:
-        return unreachable(path, exc)
+        return fail(f"{exc}{UNREACHABLE_HINTS.get(exc.reason, '')}{going_on}", EXIT_UNREACHABLE)
+    except PermissionDenied as exc:
+        return fail(str(exc), EXIT_UNREACHABLE)
     except KeyboardInterrupt:
         return fail(f"stopped waiting; the run {progress.run_id or ''} goes on in the daemon".replace("  ", " "), 130)
     return show(command, result, as_json, waiting)

@@ -8,6 +8,7 @@ import os
 import sys
 import time
 
+from backupd.client.call import Busy, NoAnswer, Request, socket_path as client_socket
 from backupd.daemon import protocol as proto
 from backupd.destinations.base import DestinationError
 from backupd.restore import RestoreError, extract_archive
@@ -15,9 +16,8 @@ from backupd.restore.decrypt import is_encrypted, open_decrypted
 from backupd.util.units import human_size
 
 from . import restore_origins as origins
-from .ctl import (DEFAULT_SOCKET, EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, USAGE, WaitProgress, fail,
+from .ctl import (EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, USAGE, WaitProgress, fail,
                   report_remote_error, unreachable)
-from .ctl_call import Busy, NoAnswer
 from .ctl_format import human_duration, printable
 
 DEFAULT_SAMPLE = 100
@@ -192,13 +192,12 @@ def fetch(options: dict, consume):
 
 
 def socket_path(options: dict) -> str:
-    return options["socket"] or os.environ.get("BACKUPD_SOCKET") or DEFAULT_SOCKET
+    return client_socket(options["socket"])
 
 
 def verify(options: dict, progress: TransferProgress) -> int:
     daemon_side = not (options.get("archive") or options.get("config") or options.get("identity"))
     if daemon_side:      # the daemon fetches and verifies; nothing leaves it but the report
-        from .ctl_call import Request
         args = {"backup": options["backup"], "destination": options.get("destination"),
                 "sample": _sample(options) or None}
         events = WaitProgress(enabled=sys.stderr.isatty())

@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import quote
 
+from backupd.client.call import Request
 from backupd.daemon import protocol as proto
 from backupd.daemon.stream import StreamReader
-
-from .ctl_call import Request
 
 Consume = Callable[[dict, object], object]
 FILE_BLOCK = 1 << 20

@@ -21,7 +21,8 @@ BIN = Path(sys.executable).parent / "backupctl"
 SCRIPT = [str(BIN)] if BIN.exists() else ["-m", "backupd.cli.ctl"]   # the console script, else the module
 BACKUPCTL = SCRIPT if BIN.exists() else [sys.executable] + SCRIPT
 HEAVY = ("apscheduler", "google", "googleapiclient", "zstandard", "sdnotify", "pythonjsonlogger", "httplib2")
-ALLOWED_OWN = {"backupd", "backupd.cli", "backupd.cli.ctl", "backupd.cli.ctl_call", "backupd.cli.ctl_format",
+ALLOWED_OWN = {"backupd", "backupd.cli", "backupd.cli.ctl", "backupd.cli.ctl_format",
+               "backupd.client", "backupd.client.api", "backupd.client.call", "backupd.client.errors",
                "backupd.daemon", "backupd.daemon.protocol",
                "backupd.util", "backupd.util.units"}   # util: the stdlib-only bottom layer
 

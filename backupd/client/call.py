@@ -1,4 +1,5 @@
-"""backupctl's side of one request: a busy daemon is asked again, a silent one given up on (stdlib and protocol only).
+"""One request to the daemon's control socket, as the client and backupctl send it: a busy daemon is asked again,
+a silent one given up on (standard library and the protocol only).
 
 A daemon is busy when its listen queue is full (connect fails with EAGAIN) or when it answers `busy` (every
 connection slot taken, so the request was not read): either way nothing was done, and the request is sent again
@@ -10,10 +11,17 @@ import _socket  # the C module, as in the protocol: backupctl must start fast
 import os
 import time
 
-from backupd.daemon import protocol as proto
+from ..daemon import protocol as proto
 
+DEFAULT_SOCKET = "/run/backupd/backupd.sock"
+DEFAULT_TIMEOUT = 120.0      # seconds the daemon may take to answer (a listing may ask Google Drive)
 FIRST_PAUSE, LONGEST_PAUSE = 0.02, 0.5   # seconds between attempts at a busy daemon: doubling, then steady
 BUSY_CODE = "busy"                        # the error code of the daemon's "every slot is taken" reply
+
+
+def socket_path(given: str | os.PathLike | None = None) -> str:
+    """The control socket: `given`, else $BACKUPD_SOCKET, else DEFAULT_SOCKET."""
+    return os.fspath(given or os.environ.get("BACKUPD_SOCKET") or DEFAULT_SOCKET)
 
 
 class Busy(Exception):
