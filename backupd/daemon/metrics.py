@@ -6,6 +6,9 @@ collector never reads half a file. The file's own age (node_textfile_mtime_secon
 """
 from __future__ import annotations
 
+import os
+import stat
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +26,7 @@ from ..jobs.spool import Spool
 
 ENDED = (Status.SUCCESS, Status.FAILED, Status.INTERRUPTED)     # the statuses a finished run can have
 JOB, DESTINATION = ["job"], ["job", "destination"]
+MODE = 0o644    # node_exporter reads the file as another user: the daemon's umask (0077 under the unit) would not
 
 
 @dataclass(frozen=True)
@@ -168,5 +172,19 @@ def registry(state: State) -> CollectorRegistry:
 
 
 def write(path: Path, state: State) -> None:
-    """Replace `path` with the metrics of `state` (OSError if it cannot be written)."""
-    write_to_textfile(str(path), registry(state))
+    """Replace `path` with the metrics of `state` (OSError if it cannot be written), readable by everyone.
+
+    write_to_textfile writes `<path>.<pid>.<thread id>` and renames it over `path`, creating it with the
+    umask's mode: that file is made here first with MODE, which its truncation keeps."""
+    staged = Path(f"{path}.{os.getpid()}.{threading.current_thread().ident}")
+    fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, MODE)
+    try:
+        os.fchmod(fd, MODE)
+    finally:
+        os.close(fd)
+    try:
+        write_to_textfile(str(path), registry(state))
+    finally:
+        staged.unlink(missing_ok=True)      # there only if write_to_textfile named its file otherwise
+    if stat.S_IMODE(os.stat(path).st_mode) != MODE:   # the same case: at least the next scrape can read it
+        os.chmod(path, MODE)

@@ -2,6 +2,8 @@
 prometheus_client's own parser; replaced atomically while a reader polls it."""
 from __future__ import annotations
 
+import os
+import stat
 import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -112,4 +114,17 @@ def test_a_reader_polling_during_50_writes_never_sees_a_partial_file(tmp_path):
         reader.join()
     assert not problems, problems[:3]
     assert seen and seen == sorted(seen) and max(seen) == 50          # it saw the writes go by, in order
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("backupd.prom")] == ["backupd.prom"]
+
+
+def test_the_file_is_readable_by_node_exporter_under_the_units_umask(tmp_path):
+    _, _, state = setup(tmp_path)
+    out = tmp_path / "backupd.prom"
+    previous = os.umask(0o077)       # the unit's UMask=
+    try:
+        metrics.write(out, state)
+        metrics.write(out, state)    # a replacement too
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o644
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith("backupd.prom")] == ["backupd.prom"]
