@@ -10,6 +10,8 @@ Request categories a fault can target: token, start (resumable POST), chunk, sta
 multipart, about (about.get: the storage quota, `state.quota_limit`), api (other metadata calls), media
 (downloads), finish (an upload completing), any. files.update honours `trashed` (the trash still counts in the
 quota's usage).
+Downloads honour Range (206 with Content-Range); the `cut` fault on `media` announces the whole range, sends
+half of it and drops the connection.
 """
 from __future__ import annotations
 
