@@ -58,8 +58,8 @@ class RawPeer:
             except OSError:
                 return
             self.held.append(conn)
-            threading.Thread(target=self._answer, args=(conn, self.accepted), daemon=True).start()
-            self.accepted += 1
+            self.accepted += 1      # counted before it is answered: a client that got its answer sees the count
+            threading.Thread(target=self._answer, args=(conn, self.accepted - 1), daemon=True).start()
 
     def _answer(self, conn: socket.socket, index: int) -> None:
         try:

@@ -12,7 +12,6 @@ from backupd.client import Client, DaemonUnreachable, PermissionDenied, RemoteEr
 from backupd.client.errors import BUSY, GARBLED, SILENT, UNREACHABLE
 from backupd.daemon import protocol as proto
 from tests.cli.peers import RawPeer, busy, read_request
-from tests.waiting import wait_for
 
 
 def answering(result: dict, events: tuple = (), busy_first: int = 0):
@@ -33,7 +32,7 @@ def test_request_gives_the_answer_as_the_daemon_sent_it_after_busy_replies():
     odd = {"runs": [{"run_id": "r1", "status": "ok"}], "shiny_new_field": 1}   # a RunRecord needs job, trigger
     with RawPeer(answering(odd, events=({"type": "progress", "run_id": "r1"},), busy_first=2)) as peer:
         result = Client(peer.path, timeout=10).request("history", {"limit": 1}, on_event=seen.append)
-        wait_for(lambda: peer.accepted == 3, "the third connection to be counted")
+        assert peer.accepted == 3
     assert result == {**odd, "asked": ["history", {"limit": 1}]}
     assert seen == [{"type": "progress", "run_id": "r1"}]
 
