@@ -117,7 +117,6 @@ def test_watchdog_is_longer_than_two_pings_and_stop_outlasts_stop_timeout():
     assert found["Service.TimeoutStopSec"] == ["60s"]  # daemon.stop_timeout defaults to 30s
 
 
-
 def test_a_backup_yields_cpu_and_disk_to_the_application_and_the_score_stays_at_most_1_6(units):
     found = directives(PACKAGING / "backupd.service")
     assert {key: found.get(key) for key in ("Service.Nice", "Service.IOSchedulingClass",
