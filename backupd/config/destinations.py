@@ -37,6 +37,8 @@ class DriveDestinationConfig(DestinationConfig):
     retry_deadline: float = key(f.duration, 600.0, doc="keep retrying transient faults this long")
     timeout: float = key(f.duration, 60.0,
                          doc="a request to Drive that stays silent this long counts as a network fault")
+    bandwidth_limit: int | None = key(f.rate, None, doc="at most this many bytes a second up and down, like "
+                                                        "'20MiB/s' (default: as fast as the network goes)")
     trash: bool = key(f.boolean, False, doc="pruning moves archives to the Drive trash (recoverable for 30 days, "
                                             "still counted in the quota) instead of deleting them")
 

@@ -145,6 +145,21 @@ def positive_size(value) -> int:
     return parsed
 
 
+MIN_RATE = 1 << 10                # bytes a second: a bandwidth limit below 1 KiB/s is a typo, not a limit
+
+
+def rate(value) -> int:
+    """'20MiB/s', '500KiB/s', '10MB/s': bytes a second, at least MIN_RATE."""
+    text = value.strip() if isinstance(value, str) else ""
+    match = _SIZE.match(text.removesuffix("/s")) if text.endswith("/s") else None
+    if match is None:
+        raise FieldError(f"must be a rate like '20MiB/s' or '500KiB/s', not {shown(value)}")
+    parsed = float(match.group(1)) * _SIZE_UNITS[(match.group(2) or "b").lower()]
+    if not MIN_RATE <= parsed < 2 ** 63:
+        raise FieldError(f"must be at least 1KiB/s (and below 8EiB/s), not {shown(value)}")
+    return int(parsed)
+
+
 def string_list(value) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise FieldError(f"must be a list of strings, not {type_name(value)}")

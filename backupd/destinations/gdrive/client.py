@@ -20,6 +20,7 @@ from googleapiclient.errors import HttpError
 from ...config import DriveDestinationConfig
 from ..base import DestinationError
 from .errors import describe, scrub, transient
+from .throttle import TokenBucket
 
 log = logging.getLogger("backupd.destinations.gdrive")
 
@@ -117,6 +118,7 @@ class DriveClient:
     credentials: object
     secrets: tuple
     where: str
+    throttle: TokenBucket | None = None     # the destination's bandwidth_limit, shared by uploads and downloads
 
     def refresh(self) -> None:
         """Get a fresh access token (after a 401); failures become DestinationError."""
@@ -172,4 +174,5 @@ def connect(config: DriveDestinationConfig, where: str) -> DriveClient:
     else:
         service = discovery.build("drive", "v3", http=api_http, static_discovery=True,
                                   cache_discovery=False)
-    return DriveClient(service, upload_http, creds, secrets, where)
+    throttle = TokenBucket(config.bandwidth_limit) if config.bandwidth_limit else None
+    return DriveClient(service, upload_http, creds, secrets, where, throttle)

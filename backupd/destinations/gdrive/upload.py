@@ -16,6 +16,7 @@ from ..base import DestinationError, ProgressCallback
 from .client import TRANSIENT_ERRORS, DriveClient
 from .errors import describe, to_error, transient
 from .retry import Backoff
+from .throttle import pace
 
 log = logging.getLogger("backupd.destinations.gdrive")
 MIME = "application/zstd"
@@ -97,6 +98,7 @@ class ResumableUpload:
             if self.cancel is not None:
                 self.cancel.check()          # abandon the session: Drive lists nothing of it
             before = request.resumable_progress
+            pace(self.client.throttle, min(self.media.chunksize(), self.media.size() - before), self.cancel)
             try:
                 status, response = request.next_chunk(http=self.client.upload_http, num_retries=0)
             except HttpError as exc:
