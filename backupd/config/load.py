@@ -40,6 +40,12 @@ def load(path: Path | str) -> Config:
         raise ConfigError(path, [f"cannot read the file: {exc.strerror}"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, [f"not valid TOML: {exc}"]) from None
+    except UnicodeDecodeError as exc:     # tomllib decodes the whole file first
+        line = exc.object[:exc.start].count(b"\n") + 1
+        raise ConfigError(path, [f"not valid TOML: the file is not UTF-8 (byte {exc.object[exc.start]:#04x} "
+                                 f"at line {line})"]) from None
+    except RecursionError:
+        raise ConfigError(path, ["not valid TOML: arrays or tables nested too deeply"]) from None
     return parse(raw, path)
 
 
