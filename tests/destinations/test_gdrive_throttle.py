@@ -113,17 +113,38 @@ def test_bandwidth_limit_refuses_what_is_not_a_rate_in_one_line(tmp_path, value,
     assert caught.value.errors[0].startswith(f"At 'destinations.drive.bandwidth_limit': {message}")
 
 
-def test_an_upload_asks_the_bucket_for_every_byte_it_sends(drive, sa_file, big_archive, monkeypatch):
+def recorded_paces(monkeypatch, module: str) -> list[int]:
+    """The amounts `module` asks the bucket for (the real pace still runs)."""
     asked: list[int] = []
     real_pace = throttle.pace
-    monkeypatch.setattr("backupd.destinations.gdrive.upload.pace",
-                        lambda bucket, amount, cancel=None: (asked.append(amount), real_pace(bucket, amount, cancel)))
-    path, meta = big_archive
+
+    def pace(bucket, amount, cancel=None):
+        asked.append(amount)
+        real_pace(bucket, amount, cancel)
+    monkeypatch.setattr(f"backupd.destinations.gdrive.{module}.pace", pace)
+    return asked
+
+
+@pytest.fixture
+def limited(drive, sa_file):
     destination = DriveDestination(gdrive_config(drive, sa_file, bandwidth_limit=1 << 40), retry_base=0.01)
-    try:
-        stored = destination.store(path, meta)
-    finally:
-        destination.close()
+    yield destination
+    destination.close()
+
+
+def test_an_upload_asks_the_bucket_for_every_byte_it_sends(drive, limited, big_archive, monkeypatch):
+    asked = recorded_paces(monkeypatch, "upload")
+    path, meta = big_archive
+    stored = limited.store(path, meta)
     assert drive.content(stored.file_id) == path.read_bytes()
     assert sum(asked) == meta.size == drive.bytes_received
     assert max(asked) == CHUNK and len(asked) == 21
+
+
+def test_a_download_asks_the_bucket_for_every_byte_it_fetches(limited, big_archive, tmp_path, monkeypatch):
+    asked = recorded_paces(monkeypatch, "download")
+    path, meta = big_archive
+    limited.store(path, meta)
+    limited.fetch(meta.name, tmp_path / "fetched")
+    assert (tmp_path / "fetched").read_bytes() == path.read_bytes()
+    assert sum(asked) == meta.size and max(asked) == CHUNK

@@ -143,7 +143,7 @@ class DriveDestination:
         return iter(RangedDownload(lambda: files_api.get_media(fileId=file_id, supportsAllDrives=True),
                                    lambda step, doing: self.client.execute(step, backoff, doing),
                                    int(found[0].get("size") or 0), self.config.chunk_size, name, self.where,
-                                   self.cancel))
+                                   self.cancel, self.client.throttle))
 
     def fetch(self, name: str, out_path: Path) -> None:
         with open(out_path, "wb") as out:

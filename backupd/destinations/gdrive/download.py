@@ -10,6 +10,7 @@ from typing import Callable, Iterator
 from googleapiclient.errors import HttpError
 
 from ..base import DestinationError, ErrorKind
+from .throttle import TokenBucket, pace
 
 log = logging.getLogger("backupd.destinations.gdrive")
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
@@ -20,9 +21,10 @@ class RangedDownload:
     `execute(step, doing)` runs a step with the destination's retries (DriveClient.execute)."""
 
     def __init__(self, make_request: Callable, execute: Callable, size: int, chunk: int, name: str,
-                 where: str, cancel=None) -> None:
+                 where: str, cancel=None, throttle: TokenBucket | None = None) -> None:
         self.make_request, self.execute = make_request, execute
         self.size, self.chunk, self.name, self.where, self.cancel = size, chunk, name, where, cancel
+        self.throttle = throttle    # the destination's bandwidth_limit
         self.requests = 0           # ranged GETs answered (for logs and tests)
 
     def __iter__(self) -> Iterator[bytes]:
@@ -31,6 +33,7 @@ class RangedDownload:
             if self.cancel is not None:
                 self.cancel.check()
             last = min(offset + self.chunk, self.size) - 1
+            pace(self.throttle, last + 1 - offset, self.cancel)
             data = self.execute(_RangedGet(self.make_request, offset, last), f"downloading {self.name}")
             self.requests += 1
             if not data:
