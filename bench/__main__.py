@@ -15,13 +15,13 @@ import sys
 import time
 from pathlib import Path
 
-from . import archiving, daemon_bench, daemon_cmd, datasets, drive_bench, report, restore_bench
+from . import archiving, daemon_bench, daemon_cmd, datasets, drive_bench, encryption_bench, report, restore_bench
 from .baselines import RUNNERS
 from .measure import REPO_ROOT, BenchError, MiB
 
 HERE = Path(__file__).resolve().parent
 ARCHIVE = ("mixed", "tiny")
-DAEMON = ("idle", "ready", "ctl", "drive", "restore")
+DAEMON = ("idle", "ready", "ctl", "drive", "encryption", "restore")
 QUICK = {"mixed": "quick-mixed", "tiny": "quick-tiny"}
 
 
@@ -84,6 +84,7 @@ def run_daemon(args, work: Path, results: dict) -> None:
                 lambda: daemon_bench.bench_ctl(work, args.ctl_repeat)),
         "drive": (drive_bench.missing, lambda: drive_bench.bench_drive(
             work / "drive", args.data_dir, args.drive_mib * MiB, args.repeat)),
+        "encryption": (encryption_bench.missing, lambda: encryption_bench.run(args, work, log)),
         "restore": (restore_bench.missing, lambda: restore_bench.run(args, work, log)),
     }
     for name in DAEMON:

@@ -19,38 +19,47 @@ def warm_cache(data: Path) -> None:
 def bench_dataset(data: Path, work: Path, tools: list[str], repeat: int, log=print) -> dict:
     """Run each tool `repeat` times on `data`; return per-tool summaries with ratios to tar|zstd."""
     results: dict[str, dict] = {}
-    samples: dict[str, list] = {}
+    available = {}
     for name in tools:
         reason = RUNNERS[name].missing()
         if reason:
             results[name] = {"unavailable": reason}
             log(f"  {name}: unavailable: {reason}")
         else:
-            samples[name] = []
+            available[name] = RUNNERS[name].prepare
+    for name, entry in round_robin(data, work, available, repeat, log).items():
+        results[name] = {**entry, "tool": RUNNERS[name].describe()} if "wall_median" in entry else entry
+    add_ratios(results)
+    return {"dataset": {"path": _shown(data), **datasets.summary(data)},
+            "tools": {name: results[name] for name in tools}}
+
+
+def round_robin(data: Path, work: Path, prepares: dict, repeat: int, log=print) -> dict[str, dict]:
+    """Each command prepares[name](data, fresh run folder) gives, `repeat` times, round-robin with a warm page
+    cache; name -> its summary, or {"error": ...} for one that failed (it is not run again)."""
+    samples: dict[str, list] = {name: [] for name in prepares}
+    results: dict[str, dict] = {}
     for index in range(repeat):
         for name in list(samples):
             warm_cache(data)
             try:
-                samples[name].append(_one_run(name, data, work / f"{_slug(name)}-{index}"))
+                samples[name].append(one_run(prepares[name], data, work / f"{_slug(name)}-{index}"))
             except BenchError as exc:
                 results[name] = {"error": str(exc)}
                 log(f"  {name}: error: {exc}")
                 del samples[name]
                 continue
             log(f"  {name} run {index + 1}/{repeat}: {samples[name][-1].wall:.2f} s")
-    for name, series in samples.items():
-        results[name] = {**summarize(series), "tool": RUNNERS[name].describe()}
-    add_ratios(results)
-    return {"dataset": {"path": _shown(data), **datasets.summary(data)},
-            "tools": {name: results[name] for name in tools}}
+    return {**results, **{name: summarize(series) for name, series in samples.items()}}
 
 
-def _one_run(name: str, data: Path, run_dir: Path):
-    """One timed run into a fresh folder; the folder is removed afterwards, outside the timed section."""
+def one_run(prepare, data: Path, run_dir: Path):
+    """One timed run of prepare(data, run_dir)'s command into a fresh folder; the folder is removed afterwards,
+    outside the timed section."""
     run_dir.mkdir(parents=True)
     os.sync()   # the previous run's dirty pages are written back now, not during this run
     try:
-        invocation = RUNNERS[name].prepare(data, run_dir)
+        invocation = prepare(data, run_dir)
         return run_once(invocation, run_dir.parent / f"{run_dir.name}.log")
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)

@@ -5,7 +5,7 @@ import os
 import platform
 from pathlib import Path
 
-from . import restore_bench
+from . import encryption_bench, restore_bench
 from .measure import MiB, tool_version
 
 VERSION_FLAGS = {"zstd": "--version", "tar": "--version", "restic": "version", "borg": "--version",
@@ -137,6 +137,7 @@ GOALS = [   # (goal, figure getter -> (figure, limit) or None)
     ("idle CPU <= 0.1 s per minute", lambda r: (_get(r, "idle", "cpu_per_minute_s"), 0.1)),
     ("exec -> READY=1 <= 0.5 s", lambda r: (_get(r, "ready", "ready_median"), 0.5)),
     ("backupctl status <= 1.5x python3 -c pass", lambda r: (_get(r, "ctl", "ratio"), 1.5)),
+    *encryption_bench.GOALS,
     *restore_bench.GOALS,
 ]
 
@@ -163,6 +164,8 @@ def render(results: dict) -> str:
     parts += [archive_table(name, result) for name, result in results.get("archive", {}).items()]
     if daemon_lines(results):
         parts.append("\n".join(["### daemon", *daemon_lines(results)]))
+    if "variants" in results.get("encryption", {}):
+        parts.append(encryption_bench.table(results["encryption"]))
     if "restorers" in results.get("restore", {}):
         parts.append(restore_bench.table(results["restore"]))
     rows = [f"| {g['goal']} | {g.get('figure', '-')} | {g.get('limit', '-')} | {g['status']} |"
