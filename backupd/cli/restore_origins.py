@@ -83,13 +83,15 @@ def via_config(options: dict, consume: Consume):
 
 
 def trail_records(state_dir: Path) -> list | None:
-    """The runs in the daemon's history, newest first, read without writing anything into the state
-    directory (None when there is no readable history: the destinations' listings are asked instead)."""
+    """The runs in the daemon's history, newest first, opened read-only (SQLite may add its -wal and -shm
+    files, owned as the database is); None without a readable history: the destinations' listings are asked."""
     from backupd.jobs.result import RunRecord
     path = Path(state_dir) / "history.db"
     if not path.is_file():
         return None
-    for mode in ("ro", "ro&immutable=1"):      # immutable: a WAL database whose daemon is gone
+    wal = path.with_name(path.name + "-wal")
+    settled = not wal.exists() or wal.stat().st_size == 0
+    for mode in ("ro", "ro&immutable=1") if settled else ("ro",):   # immutable only when no write is pending
         try:
             db = sqlite3.connect(f"file:{quote(str(path))}?mode={mode}", uri=True)
             try:
