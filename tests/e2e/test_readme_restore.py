@@ -63,4 +63,5 @@ def test_the_readme_restore_commands_work_as_written(tmp_path):
         assert tree_state(root / "var" / target / "sample") == sample, target
     assert (root / "var" / "restore" / "uname" / "uname.txt").read_text().startswith(os.uname().sysname)
     docs = tree_state(root / "var" / "restore-docs")
-    assert sorted(docs) == ["sample", "sample/docs", *sorted(f"sample/docs/{n}" for n in os.listdir(REPO / "sample/docs"))]
+    notes = sorted(f"sample/docs/{name}" for name in os.listdir(REPO / "sample/docs"))
+    assert sorted(docs) == ["sample", "sample/docs", *notes]

@@ -49,7 +49,8 @@ def test_latest_of_a_job_skips_runs_stored_nowhere_and_tries_local_first(config)
 
 
 def test_plain_latest_needs_a_job_when_several_have_backups(config):
-    with pytest.raises(LocateError, match=r"latest is ambiguous: 2 jobs have backups \(daily, hourly\); say latest:JOB"):
+    with pytest.raises(LocateError,
+                       match=r"latest is ambiguous: 2 jobs have backups \(daily, hourly\); say latest:JOB"):
         locate("latest", config, RUNS, nothing_listed)
     assert locate("latest", config, [r for r in RUNS if r.job == "daily"], nothing_listed).run_id == "aaaaaaaa0002"
 

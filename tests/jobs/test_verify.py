@@ -25,7 +25,8 @@ def setup(tmp_path):
     for index in range(20):
         (data / "sub" / f"f{index:02d}.txt").write_text(f"file {index}\n" * 50)
     (data / "big.bin").write_bytes(os.urandom(2 << 20))
-    config = load(write_config(tmp_path, sources={"files": directory_source(data), "cmd": command_source(["echo", "hi"])},
+    sources = {"files": directory_source(data), "cmd": command_source(["echo", "hi"])}
+    config = load(write_config(tmp_path, sources=sources,
                                destinations={"disk": local_destination(tmp_path / "disk")},
                                jobs={"main": job(["files", "cmd"], ["disk"])}))
     history = History(config.daemon.state_dir)
