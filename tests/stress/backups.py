@@ -53,19 +53,21 @@ def drive_archives(drive) -> dict[str, list[str]]:
     return found
 
 
-def unverified(records: list[dict], local_root: Path | None, drive=None) -> list[str]:
-    """Each successful run whose archive is missing or differs from its record at a destination, one line each."""
+def unverified(records: list[dict], local_root: Path | None, drive=None,
+               pruned: set[tuple[str, str]] = frozenset()) -> list[str]:
+    """Each successful run whose archive is missing or differs from its record at a destination (`local`,
+    `drive`), one line each; `pruned` holds the (archive, destination) removals the audit trail records."""
     on_drive = drive_archives(drive) if drive is not None else {}
     problems = []
     for record in records:
         if record["status"] != "success" or not record.get("archive"):
             continue
         name, sha = record["archive"]["name"], record["archive"]["sha256"]
-        if local_root is not None:
+        if local_root is not None and (name, "local") not in pruned:
             path = local_root / name
             if not path.exists() or sha256_of(path) != sha:
                 problems.append(f"{record['run_id']}: local copy {name} missing or not its sha256")
-        if drive is not None and sha not in on_drive.get(name, []):
+        if drive is not None and (name, "drive") not in pruned and sha not in on_drive.get(name, []):
             problems.append(f"{record['run_id']}: Drive copy of {name} missing or not its sha256")
     return problems
 

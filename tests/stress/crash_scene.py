@@ -4,7 +4,9 @@ points of a run at which the daemon is killed, each a condition seen from outsid
 Drive's sessions, the daemon's child processes), never a sleep."""
 from __future__ import annotations
 
+import contextlib
 import random
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -13,6 +15,7 @@ from tests.configs import command_source, directory_source, job, local_destinati
 from tests.stress import probes
 
 MiB = 1 << 20
+KEEP_LAST = 3                     # the job's retention: each run past the third prunes one archive per destination
 CHUNK = MiB                       # the Drive destination's chunk_size
 DUMP_MARK = "stress-dump"         # in the command source's command line, to find its process
 # a slow producer on stdout, as pg_dump is: 512 KiB in 8 pieces
@@ -61,7 +64,7 @@ def write_scene_config(base: Path, local_root: Path, drive, credentials: Path) -
                "dump": command_source(["sh", "-c", DUMP], output="dump.bin"),
                "app": {"type": "python", "factory": "stressapp:make", "path": [str(base / "app")]}}
     return write_config(base, daemon={"stop_timeout": "5s"}, sources=sources,
-                        jobs={"main": job(list(sources), ["local", "drive"])},
+                        jobs={"main": job(list(sources), ["local", "drive"], keep={"last": KEEP_LAST})},
                         destinations={"local": local_destination(local_root), "drive": drive_destination})
 
 
@@ -115,6 +118,14 @@ class Scene:
         except OSError:
             return -1
 
+    def local_archives(self) -> set[str]:
+        return {p.name for p in self.local_root.glob("*.tar.zst") if not p.name.startswith(".")}
+
+    def deletions(self) -> set[tuple[str, str]]:
+        """(archive, destination) of every removal pruning recorded in the audit trail."""
+        with contextlib.closing(sqlite3.connect(f"file:{self.daemon.state}/history.db?mode=ro", uri=True)) as db:
+            return set(db.execute("SELECT archive, destination FROM deletions"))
+
     def app_files_written(self) -> int:
         folder = self.spool / f"{self.run_id}.work" / "app.python"
         try:
@@ -162,3 +173,10 @@ def upload_chunk(index: int) -> KillPoint:
     def point(scene: Scene, rng: random.Random):
         return lambda: scene.upload_bytes() >= index * CHUNK, f"upload chunk {index} on its way"
     return point
+
+
+def retention(scene: Scene, rng: random.Random):
+    """Pruning after a successful run: the local destination has just lost its oldest archive."""
+    before = scene.local_archives()
+    return (lambda: len(before) >= KEEP_LAST and bool(before - scene.local_archives()),
+            "pruning removed the oldest local archive")

@@ -75,12 +75,16 @@ def open_files(pid: int, below: Path) -> list[str]:
     return [target for target in targets if target and target.startswith(f"{below}/")]
 
 
-def kill_like_systemd(pid: int, descendants: dict[int, str]) -> None:
-    """SIGKILL the daemon, then what is left of its processes (systemd's KillMode=control-group after a crash)."""
+def kill_like_systemd(pid: int) -> dict[int, str]:
+    """Freeze the daemon where it is, then SIGKILL it and every process it started (systemd's
+    KillMode=control-group after a crash); the processes killed besides it."""
+    os.kill(pid, signal.SIGSTOP)          # stopped at once: looking for its children takes a few ms
+    descendants = children(pid)
     os.kill(pid, signal.SIGKILL)
     for child in descendants:
         with contextlib.suppress(ProcessLookupError):
             os.kill(child, signal.SIGKILL)
+    return descendants
 
 
 # -- the control socket ---------------------------------------------------------------------------------------------
