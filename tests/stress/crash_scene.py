@@ -20,7 +20,7 @@ CHUNK = MiB                       # the Drive destination's chunk_size
 DUMP_MARK = "stress-dump"         # in the command source's command line, to find its process
 # a slow producer on stdout, as pg_dump is: 512 KiB in 8 pieces
 DUMP = f": {DUMP_MARK}; i=0; while [ $i -lt 8 ]; do head -c 65536 /dev/urandom; sleep 0.02; i=$((i+1)); done"
-APP = '''"""An application whose state is dumped by backupd's python source: a file at a time, as a real one takes time."""
+APP = '''"""An application whose state backupd's python source dumps: a file at a time, as a real one takes time."""
 import os
 import time
 

@@ -1,5 +1,5 @@
 """Clients that run beside a test until it stops them: a prober whose well-formed `status` must always be answered
-quickly, slow clients that never finish a frame, and clients that hang up in the middle of a reply."""
+quickly, slow clients that never finish a frame, and clients that hang up in the middle of a reply or a stream."""
 from __future__ import annotations
 
 import selectors
@@ -99,19 +99,24 @@ class SlowClients(Background):
 
 
 class HangUps(Background):
-    """Asks for a large reply (`list`) and hangs up after its first bytes; counts the hang-ups."""
+    """Asks for a large reply (`list`) or a stream (`fetch`) and hangs up after its first `read` bytes."""
 
-    def __init__(self, socket_path: Path) -> None:
+    def __init__(self, socket_path: Path, command: str = "list", args: dict | None = None,
+                 read: int = 1024) -> None:
         super().__init__()
-        self.socket_path = socket_path
+        self.socket_path, self.command, self.args, self.read = socket_path, command, args or {}, read
         self.hung_up = 0
 
     def step(self) -> None:
         with socket.socket(socket.AF_UNIX) as conn:
             conn.settimeout(30)
             conn.connect(str(self.socket_path))
-            proto.send_frame(conn, proto.request("hang-up", "list"))
-            assert conn.recv(1024), "no reply at all to a list request"
+            proto.send_frame(conn, proto.request("hang-up", self.command, self.args))
+            got = 0
+            while got < self.read:
+                chunk = conn.recv(self.read - got)
+                assert chunk, f"the {self.command} reply ended after {got} bytes"
+                got += len(chunk)
         self.hung_up += 1
         self.stopping.wait(0.05)
 

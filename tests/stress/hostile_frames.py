@@ -12,7 +12,7 @@ from backupd.daemon import protocol as proto
 
 COMMANDS = ("status", "history", "list", "trigger", "reload", "ping", "fetch", "restore", "verify", "prune",
             "shutdown", "", "STATUS", "status\0")
-ARG_NAMES = ("job", "limit", "wait", "upload_pending", "destination", "name", "run_id", "archive", "offset")
+ARG_NAMES = ("job", "limit", "wait", "upload_pending", "destination", "backup", "sample", "run_id", "offset")
 
 scalars = (st.none() | st.booleans() | st.integers() | st.integers(min_value=-(2**70), max_value=2**70)
            | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=40))
@@ -32,7 +32,8 @@ def _json(obj) -> bytes:
 def deep(draw) -> bytes:
     depth = draw(st.integers(min_value=proto.MAX_DEPTH - 2, max_value=20_000))
     opener, closer = draw(st.sampled_from([("[", "]"), ('{"a":', "}")]))
-    return b'{"id": "d", "command": "status", "args": {"job": ' + (opener * depth + "1" + closer * depth).encode() + b"}}"
+    nested = (opener * depth + "1" + closer * depth).encode()
+    return b'{"id": "d", "command": "status", "args": {"job": ' + nested + b"}}"
 
 
 @st.composite

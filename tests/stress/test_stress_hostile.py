@@ -1,12 +1,13 @@
 """Hostile clients against a real daemon: a hypothesis fuzz of 10,000 malformed frames (wrong types, truncated,
 oversized, deeply nested, huge integers, lone surrogates, not UTF-8, not JSON) while 50 slow clients never finish
-a frame and other clients hang up in the middle of a large reply. Throughout, a well-formed `status` from another
-client is answered within 2 s; the daemon never dies, logs no exception, writes only JSON lines, and its memory
-stays bounded."""
+a frame and other clients hang up in the middle of a large reply or of a restore stream. Throughout, a well-formed
+`status` from another client is answered within 2 s; the daemon never dies, logs no exception, writes only JSON
+lines, and its memory stays bounded."""
 from __future__ import annotations
 
 import collections
 import json
+import random
 import socket
 
 import pytest
@@ -68,10 +69,13 @@ def fake_backups(folder, count: int) -> None:
 
 @pytest.fixture
 def daemon(tmp_path, daemons):
+    """A daemon with one real backup of 8 MiB (to stream) among many fake ones (to list)."""
     (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "f.txt").write_text("small")
+    (tmp_path / "data" / "blob.bin").write_bytes(random.Random(7).randbytes(8 << 20))
     fake_backups(tmp_path / "archives", LISTED)
-    return daemons(write_config(tmp_path, sources={"files": directory_source(tmp_path / "data")}))
+    started = daemons(write_config(tmp_path, sources={"files": directory_source(tmp_path / "data")}))
+    assert proto.call(started.socket, "trigger", {"wait": True}, timeout=60)["status"] == "success"
+    return started
 
 
 @pytest.mark.timeout(600)
@@ -86,7 +90,8 @@ def test_hostile_frames_slow_clients_and_hang_ups_never_starve_a_good_client(dae
         lies[frame.how] += 1
         answers[exchange(daemon.socket, frame.data)] += 1
 
-    background = [crowd.Prober(daemon.socket), crowd.SlowClients(daemon.socket, 50), crowd.HangUps(daemon.socket)]
+    background = [crowd.Prober(daemon.socket), crowd.SlowClients(daemon.socket, 50), crowd.HangUps(daemon.socket),
+                  crowd.HangUps(daemon.socket, "fetch", {"backup": "latest"}, read=1 << 18)]
     for client in background:
         client.start()
     try:
@@ -94,7 +99,7 @@ def test_hostile_frames_slow_clients_and_hang_ups_never_starve_a_good_client(dae
     finally:
         for client in background:
             client.stop()
-    prober, slow, hang_ups = background
+    prober, slow, hang_ups, stream_hang_ups = background
     assert daemon.proc.poll() is None, "the daemon died"
     assert prober.failures == [] and max(prober.latencies) < MAX_PROBE_S
     assert proto.call(daemon.socket, "status")["jobs"][0]["name"] == "main"
@@ -102,9 +107,10 @@ def test_hostile_frames_slow_clients_and_hang_ups_never_starve_a_good_client(dae
     assert daemon.stop() == 0
     figures(frames_sent=sum(lies.values()), headers=dict(lies), answers=dict(answers), slow_clients=slow.count,
             slow_opened=slow.opened, slow_closed_by_daemon=slow.closed_by_daemon, slow_answers=slow.answers,
-            hung_up_mid_reply=hang_ups.hung_up, **crowd.summary(prober), peak_rss_mib=round(rss / 2**20, 1))
+            hung_up_mid_reply=hang_ups.hung_up, hung_up_mid_stream=stream_hang_ups.hung_up, **crowd.summary(prober),
+            peak_rss_mib=round(rss / 2**20, 1))
     assert sum(lies.values()) >= FRAMES and answers["internal"] == 0
-    assert slow.closed_by_daemon > 0 and hang_ups.hung_up > 0
+    assert slow.closed_by_daemon > 0 and hang_ups.hung_up > 0 and stream_hang_ups.hung_up > 0
     assert probes.non_json_lines(daemon.log_path) == []
     logged_exceptions = [line.get("message") for line in daemon.log_lines() if "exc_info" in line]
     assert logged_exceptions == []
