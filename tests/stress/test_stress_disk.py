@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.configs import directory_source, local_destination, write_config
+from tests import age_keys
+from tests.configs import directory_source, job, local_destination, write_config
 from tests.stress import probes
 from tests.stress.backups import destination_debris, spool_debris, unverified
 from tests.waiting import wait_for
@@ -54,11 +55,18 @@ def trigger(daemon, **args) -> dict:
 
 
 @pytest.fixture
-def spool_daemon(tmp_path, daemons):
-    """A daemon whose spool is an 8 MiB tmpfs; its data folder is filled by each test."""
+def spool_daemon(request, tmp_path, daemons):
+    """A daemon whose spool is an 8 MiB tmpfs (its job encrypting when the parameter says so); each test fills
+    its data folder."""
     spool = tmp_path / "state" / "spool"
+    encrypt_to = []
+    if getattr(request, "param", "plain") == "encrypted":
+        if not shutil.which("age-keygen"):
+            pytest.skip("age-keygen is not installed (apt-get install age)")
+        encrypt_to = [age_keys.x25519(tmp_path / "keys").recipient]
     with probes.tmpfs(spool, "8m", "a full spool"):
-        config = write_config(tmp_path, sources={"files": directory_source(tmp_path / "data")})
+        config = write_config(tmp_path, sources={"files": directory_source(tmp_path / "data")},
+                              jobs={"main": job(["files"], encrypt_to=encrypt_to)})
         (tmp_path / "data").mkdir()
         yield daemons(config), spool
 
@@ -86,6 +94,7 @@ def test_a_spool_full_before_the_run_fails_it_cleanly_and_the_job_runs_once_ther
     figures(filled_mib=round(filled / MiB, 1), error=repr(shown(record, tmp_path)))
 
 
+@pytest.mark.parametrize("spool_daemon", ["plain", "encrypted"], indirect=True)
 def test_a_spool_filled_while_the_archive_is_written_fails_the_run_cleanly(tmp_path, spool_daemon, figures):
     daemon, spool = spool_daemon
     random_files(tmp_path / "data", 6 * MiB, seed=2)
