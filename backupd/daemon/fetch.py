@@ -15,6 +15,7 @@ from ..jobs.locate import LocateError, listings, locate, open_fetch
 from ..jobs.verify import DEFAULT_SAMPLE, verify_backup
 from .commands import CommandError, Streamed, check_args
 from .stream import send_stream
+from .verifier import announce
 
 log = logging.getLogger("backupd.control")
 NEEDS_ROOT = "restoring needs root (or the backupd user)"
@@ -97,6 +98,7 @@ class FetchHandlers:
         except LocateError as exc:
             raise CommandError(str(exc), code="not_found") from None
         self.daemon.history.save_verification(record)
+        announce([record], config, self.daemon.metrics_changed)
         return record.to_dict()
 
 

@@ -15,7 +15,7 @@ from typing import IO, Callable, Sequence
 from .. import config as config_module
 from .. import logs
 from ..jobs.actions.recover import recover_at_start
-from ..jobs import notify
+from ..jobs import notify, owed_alerts
 from ..jobs.history import History
 from ..jobs.result import Trigger
 from ..jobs.spool import Spool
@@ -25,14 +25,14 @@ from .handlers import Handlers
 from .listener import Listener, open_listener
 from .monitor import CHECK_EVERY, Monitor
 from .runs import RunManager
-from .scheduler import Scheduler, TriggerFor, cron_trigger
+from .scheduler import Scheduler, TriggerFor, cron_trigger, verify_cron_trigger
 from .verifier import Verifications
 from .systemd import Notifier, Watchdog, watchdog_interval
 
 log = logging.getLogger("backupd.daemon")
 ACTIVE_REFRESH = 2.0   # STATUS= refresh while a run is going; idle, the loop sleeps until something happens
 PING_TIMEOUT = 2.0     # the control loop must answer the watchdog's ping within this
-NOTIFY_DRAIN = 10.0    # seconds a stop waits for the hooks and pings of the runs it ended
+NOTIFY_DRAIN = 10.0    # seconds a stop keeps, once its runs ended or were abandoned, for their hooks and pings
 
 
 # ---- health probes: the watchdog pings only while every probe answers True --------------------------------------
@@ -53,10 +53,11 @@ DEFAULT_HEALTH_PROBES: tuple[HealthProbe, ...] = (scheduler_alive, control_answe
 class Daemon:
     def __init__(self, config: config_module.Config, run_at_start: bool = False,
                  trigger_for: TriggerFor = cron_trigger,
-                 health_probes: Sequence[HealthProbe] = DEFAULT_HEALTH_PROBES):
+                 health_probes: Sequence[HealthProbe] = DEFAULT_HEALTH_PROBES,
+                 verify_trigger_for: TriggerFor = verify_cron_trigger):
         self.config = config
         self.run_at_start = run_at_start
-        self.trigger_for = trigger_for
+        self.trigger_for, self.verify_trigger_for = trigger_for, verify_trigger_for
         self.health_probes = tuple(health_probes)
         self.notifier = Notifier()
         self.started_monotonic = time.monotonic()
@@ -84,12 +85,14 @@ class Daemon:
         interrupted = recover_at_start(self.config, self.history)   # also cleans the destinations' debris
         if interrupted:
             log.warning("runs interrupted by the last stop", extra={"run_ids": interrupted})
+        owed_alerts.send_owed(self.config, self.history)    # their on_failure and /fail, before any new run's
         self.history.release_held()      # a start reads the configuration anew, as a reload does
         keep = {item["archive"] for item in self.history.pending()}
         Spool(state_dir).clean(keep)
         self.runs = RunManager(self.history, lambda: self.config, lambda: (self.wake(), self.metrics_changed()))
-        self.verifications = Verifications(self.history, lambda: self.config)
-        self.scheduler = Scheduler(self._fire, self.history, self.trigger_for, on_verify=self.verifications.start)
+        self.verifications = Verifications(self.history, lambda: self.config, self.metrics_changed)
+        self.scheduler = Scheduler(self._fire, self.history, self.trigger_for, on_verify=self.verifications.start,
+                                   verify_trigger_for=self.verify_trigger_for)
         self.listener = open_listener(self.config.daemon.socket, self.config.daemon.control_group)
         due = self.scheduler.catch_up(self.config)
         self.scheduler.start(self.config)
@@ -211,12 +214,13 @@ class Daemon:
         self.scheduler.shutdown()
         all_ended = self.runs.stop(self.config.daemon.stop_timeout)
         self.verifications.stop(self.config.daemon.stop_timeout)
+        drain_until = time.monotonic() + NOTIFY_DRAIN
         if not all_ended:
             log.error("runs did not stop in time; recorded as interrupted, their temporary files removed",
                       extra={"timeout": self.config.daemon.stop_timeout})
-            for run in self.runs.all_active():
-                run.abandon()
-        notify.drain(NOTIFY_DRAIN)       # the hooks and pings of the runs just ended (each bounded by its own timeout)
+            abandoned = [run.run_id for run in self.runs.all_active() if run.abandon()]
+            owed_alerts.send_at_stop(self.config, self.history, abandoned, drain_until)
+        notify.drain(max(0.0, drain_until - time.monotonic()))   # the hooks and pings of the runs just ended
         self.monitor.stop()
         self.control.stop()
         self.listener.close()

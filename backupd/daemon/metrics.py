@@ -146,6 +146,19 @@ def _storage_families(state: State) -> Iterator[Metric]:
                                   value=sum(_size(spool.final_path(name)) for name in names)))
 
 
+def _verify_families(state: State) -> Iterator[Metric]:
+    when = GaugeMetricFamily("backupd_last_verify_timestamp_seconds",
+                             "When the newest verification of the job's backups at the destination that passed "
+                             "or failed ended.", labels=DESTINATION)
+    ok = GaugeMetricFamily("backupd_last_verify_ok", "1 if that verification passed, 0 if it found the stored "
+                           "copy damaged.", labels=DESTINATION)
+    for (job, destination), record in sorted(state.history.last_verdicts().items()):
+        if job in state.config.jobs:
+            when.add_metric([job, destination], (record.ended or record.started).timestamp())
+            ok.add_metric([job, destination], 1.0 if record.ok else 0.0)
+    yield from (when, ok)
+
+
 def _size(path: Path) -> int:
     try:
         return path.stat().st_size
@@ -159,7 +172,7 @@ class _Snapshot(Collector):
     def __init__(self, state: State) -> None:
         self._families = [GaugeMetricFamily("backupd_up", "1 while the daemon runs.", value=1),
                           InfoMetricFamily("backupd", "The daemon's version.", value={"version": __version__}),
-                          *_job_families(state), *_storage_families(state)]
+                          *_job_families(state), *_storage_families(state), *_verify_families(state)]
 
     def collect(self) -> list[Metric]:
         return self._families

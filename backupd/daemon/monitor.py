@@ -1,8 +1,9 @@
 """Keeps what watchers read current: the stale checks (alert_after) and the metrics file.
 
-A refresh runs at start, after every run, prune and reload (whoever changed something calls changed()), and
-every CHECK_EVERY seconds from the scheduler. It runs in a thread of its own, so no run or command waits for it;
-requests that come while it runs are folded into one more refresh. A refresh that fails is logged, never raised.
+A refresh runs at start, after every run, prune, verification and reload (whoever changed something calls
+changed()), and every CHECK_EVERY seconds from the scheduler. It runs in a thread of its own, so no run or
+command waits for it; requests that come while it runs are folded into one more refresh. A refresh that fails
+is logged, never raised.
 """
 from __future__ import annotations
 

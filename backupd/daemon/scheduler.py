@@ -28,6 +28,11 @@ def cron_trigger(job: JobConfig) -> BaseTrigger:
 TriggerFor = Callable[[JobConfig], BaseTrigger]   # a job's configuration -> when it fires
 
 
+def verify_cron_trigger(job: JobConfig) -> BaseTrigger:
+    """The job's verify_schedule as an APScheduler trigger."""
+    return cron.trigger(job.verify_schedule, job.timezone)
+
+
 def missed_slot(job: JobConfig, last_slot: datetime | None, now: datetime,
                 trigger_for: TriggerFor = cron_trigger) -> datetime | None:
     """The first slot after `last_slot` if it is already past, else None."""
@@ -44,9 +49,10 @@ class Scheduler:
     """
 
     def __init__(self, on_fire: Callable[[str, str], object], history, trigger_for: TriggerFor = cron_trigger,
-                 on_verify: Callable[[str], object] | None = None):
+                 on_verify: Callable[[str], object] | None = None,
+                 verify_trigger_for: TriggerFor = verify_cron_trigger):
         self._on_fire = on_fire
-        self._on_verify = on_verify
+        self._on_verify, self._verify_trigger_for = on_verify, verify_trigger_for
         self._history = history
         self._trigger_for = trigger_for
         self._scheduler = BackgroundScheduler(timezone=timezone.utc)
@@ -63,7 +69,7 @@ class Scheduler:
                 existing.remove()
         for job in self._verified(config):
             self._scheduler.add_job(
-                self._on_verify, cron.trigger(job.verify_schedule, job.timezone), args=[job.name],
+                self._on_verify, self._verify_trigger_for(job), args=[job.name],
                 id=f"verify:{job.name}", name=f"verification of job '{job.name}' ({job.verify_schedule})",
                 replace_existing=True, misfire_grace_time=int(job.misfire_grace), coalesce=True, max_instances=1)
         for job in config.jobs.values():

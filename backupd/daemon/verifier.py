@@ -1,5 +1,6 @@
 """Scheduled verifications (a job's verify_schedule): each in a thread of its own, at most one per job at a
-time, cancelled when the daemon stops."""
+time, cancelled when the daemon stops. Each one recorded refreshes the metrics; a copy found damaged fires the
+job's on_failure and /fail (category verify)."""
 from __future__ import annotations
 
 import logging
@@ -7,14 +8,24 @@ import threading
 from typing import Callable
 
 from ..cancel import CancelToken
+from ..jobs import notify
 from ..jobs.verify_job import verify_job
+from ..jobs.verify_record import VerifyRecord, VerifyStatus
 
 log = logging.getLogger("backupd.verify")
 
 
+def announce(records: list[VerifyRecord], config, on_change: Callable[[], None]) -> None:
+    """Tell the watchers of recorded verifications: on_failure for each copy found damaged, then the metrics."""
+    for record in records:
+        if record.status == VerifyStatus.FAILED and record.job in config.jobs:
+            notify.verification_failed(record, config.jobs[record.job])
+    on_change()
+
+
 class Verifications:
-    def __init__(self, history, config_getter: Callable) -> None:
-        self._history, self._config = history, config_getter
+    def __init__(self, history, config_getter: Callable, on_change: Callable[[], None] = lambda: None) -> None:
+        self._history, self._config, self._on_change = history, config_getter, on_change
         self._lock = threading.Lock()
         self._active: dict[str, tuple[threading.Thread, CancelToken]] = {}
         self._closed = False
@@ -36,13 +47,15 @@ class Verifications:
         return True
 
     def _run(self, job_name: str, config, cancel: CancelToken) -> None:
+        records = []
         try:
-            verify_job(job_name, config, self._history, cancel)
+            records = verify_job(job_name, config, self._history, cancel)
         except Exception:
             log.exception("scheduled verification failed", extra={"job": job_name})
         finally:
             with self._lock:
                 self._active.pop(job_name, None)
+            announce(records, config, self._on_change)
 
     def active(self) -> list[str]:
         with self._lock:

@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS failed_checks (
     archive TEXT NOT NULL, destination TEXT NOT NULL, checked TEXT NOT NULL, detail TEXT NOT NULL,
     PRIMARY KEY (archive, destination));
 CREATE TABLE IF NOT EXISTS alerts (job TEXT PRIMARY KEY, watched_since TEXT NOT NULL, stale_since TEXT);
+CREATE TABLE IF NOT EXISTS owed_alerts (run_id TEXT PRIMARY KEY, owed TEXT NOT NULL, delivered TEXT);
 CREATE TABLE IF NOT EXISTS deletions (
     archive TEXT NOT NULL, destination TEXT NOT NULL, job TEXT NOT NULL, removed_at TEXT NOT NULL,
     removed_by TEXT NOT NULL, reason TEXT NOT NULL, PRIMARY KEY (archive, destination));
@@ -92,12 +93,14 @@ class History:
             return [RunRecord.from_dict(r.to_dict()) for r in self._unsaved.values() if job in (None, r.job)]
 
     def mark_interrupted(self) -> list[str]:
-        """Runs left 'running' by a process that died: mark them interrupted; return their ids."""
+        """Runs left 'running' by a process that died: mark them interrupted, each owing its failure alert;
+        return their ids."""
         stale = [RunRecord.from_dict(json.loads(row[0]))
                  for row in self._run("SELECT record FROM runs WHERE status = ?", (Status.RUNNING,))]
         for record in stale:
             record.interrupt("the daemon stopped while this run was in progress; "
                              "its temporary files were discarded")
+            self.owe_alert(record.run_id)       # first: a death in between leaves it running, found again
             self.save(record)
         return [record.run_id for record in stale]
 
@@ -211,6 +214,14 @@ class History:
                          (*params, -1 if limit is None else limit))
         return [VerifyRecord.from_dict(json.loads(row[0])) for row in rows]
 
+    def last_verdicts(self) -> dict[tuple[str, str], VerifyRecord]:
+        """(job, destination) -> its newest verification that passed or failed (not one that could not finish)."""
+        rows = self._run("SELECT record FROM (SELECT record, ROW_NUMBER() OVER (PARTITION BY job, destination "
+                         "ORDER BY started DESC, rowid DESC) AS newest FROM verifications WHERE status != ?) "
+                         "WHERE newest = 1", (VerifyStatus.ERROR,))     # rowid: two in the same second
+        found = [VerifyRecord.from_dict(json.loads(row[0])) for row in rows]
+        return {(record.job, record.destination): record for record in found}
+
     # -- monitoring: successes, run counts, stale episodes (one row per job watched for alert_after) --------------
     def last_success(self, job: str) -> RunRecord | None:
         rows = self._run("SELECT record FROM runs WHERE job = ? AND status = ? ORDER BY started DESC, rowid DESC "
@@ -235,6 +246,23 @@ class History:
     def set_stale(self, job: str, since: datetime | None) -> None:
         """Open (a time) or close (None) the stale episode of `job`."""
         self._run("UPDATE alerts SET stale_since = ? WHERE job = ?", (iso(since), job))
+
+    # -- failure alerts of runs that ended without sending their own (abandoned at a stop, killed) ---------------
+    def owe_alert(self, run_id: str) -> None:
+        """`run_id` owes its on_failure and /fail (kept as it was if already owed or delivered)."""
+        self._run("INSERT OR IGNORE INTO owed_alerts VALUES (?, ?, NULL)", (run_id, iso(utc_now())))
+
+    def owed_alerts(self) -> list[str]:
+        """The runs whose failure alert is owed and not delivered yet, oldest first."""
+        return [row[0] for row in self._run("SELECT run_id FROM owed_alerts WHERE delivered IS NULL "
+                                            "ORDER BY owed, rowid")]
+
+    def alert_delivered(self, run_id: str) -> None:
+        self._run("UPDATE owed_alerts SET delivered = ? WHERE run_id = ?", (iso(utc_now()), run_id))
+
+    def forgive_alert(self, run_id: str) -> None:
+        """`run_id` owes no alert after all (found stored at the next start)."""
+        self._run("DELETE FROM owed_alerts WHERE run_id = ? AND delivered IS NULL", (run_id,))
 
     def close(self) -> None:
         with self._lock:

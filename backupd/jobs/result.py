@@ -33,6 +33,7 @@ class Category(StrEnum):
     DESTINATION = "destination"
     INTERNAL = "internal"
     STALE = "stale"             # no run failed, but none succeeded for longer than the job's alert_after
+    VERIFY = "verify"           # a verification found a stored copy damaged (not a run's error)
 
 
 class DestinationStatus(StrEnum):

@@ -7,6 +7,7 @@ so a failing run cannot disturb the daemon or the next run.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -56,12 +57,19 @@ class Run:
         self.spool = Spool(self.config.daemon.state_dir)
         self.archive_path: Path | None = None       # in the spool, once the archive step committed it
         self.extra = {"run_id": self.run_id, "job": self.job.name}
+        self._ending = threading.Lock()             # the run's own end and abandon(): only one of them happens
+        self._ended = self._abandoned = False
+
+    @property
+    def hook_trigger(self) -> str:
+        """BACKUPD_TRIGGER of its hooks: what started it, or upload-pending for that action."""
+        return Action.UPLOAD_PENDING.value if self.action == Action.UPLOAD_PENDING else self.trigger.value
 
     def execute(self) -> RunRecord:
         """Run to the end; never raises: the outcome is in the returned record."""
         self.history.save(self.record)
         log.info("run started", extra={**self.extra, "trigger": self.trigger, "action": self.action})
-        notify.run_started(self.record, self.job)     # hooks and pings: handed over, never waited for
+        notify.run_started(self.record, self.job, self.hook_trigger)    # handed over, never waited for
         try:
             for step in ACTIONS[self.action]:
                 step(self)
@@ -78,12 +86,19 @@ class Run:
             self.spool.remove_workdir(self.run_id)
         return self._finish()
 
-    def abandon(self) -> None:
-        """The daemon exits before this run reached a safe point: record it, drop its temporary files."""
+    def abandon(self) -> bool:
+        """The daemon exits before this run reached a safe point: record it, owing its failure alert (the run
+        sends none of its own from now on), drop its temporary files. False if the run ended first."""
+        with self._ending:
+            if self._ended:
+                return False
+            self._abandoned = True
         self.record.interrupt("the daemon stopped before this run reached a safe point; nothing partial was kept")
+        self.history.owe_alert(self.run_id)
         self.history.save(self.record)
         self.spool.partial_path(self.archive_name).unlink(missing_ok=True)
         self.spool.remove_workdir(self.run_id)
+        return True
 
     # -- the steps ---------------------------------------------------------------------------------
     def _archive(self) -> None:
@@ -132,6 +147,10 @@ class Run:
                            size=archive.size, sha256=archive.sha256, created=iso(self.record.started))
 
     def _finish(self) -> RunRecord:
+        with self._ending:
+            if self._abandoned:             # recorded, and its alert owed, by abandon()
+                return self.record
+            self._ended = True
         self.record.ended = utc_now()
         self.progress.set(self.record.status)
         self.history.save(self.record)
@@ -144,7 +163,7 @@ class Run:
             "sha256": archive.sha256 if archive else None,
             "error_category": error.category if error else None,
             "error": error.message if error else None})
-        notify.run_ended(self.record, self.job)
+        notify.run_ended(self.record, self.job, self.hook_trigger)
         return self.record
 
 

@@ -15,15 +15,18 @@ from backupd.daemon import metrics
 from backupd.jobs.history import History
 from backupd.jobs.result import Status
 from backupd.jobs.spool import Spool
+from backupd.jobs.verify_record import VerifyRecord, VerifyStatus
 from tests.configs import job, write_config
 from tests.jobs.records import saved_run
 
 NEXT = datetime(2030, 1, 2, 3, 0, tzinfo=timezone.utc)
+VERIFIED = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)     # whole seconds: the trail keeps no fractions
 FAMILIES = {"backupd_up", "backupd_info", "backupd_last_run_timestamp_seconds",
             "backupd_last_success_timestamp_seconds", "backupd_last_run_status", "backupd_last_run_duration_seconds",
             "backupd_last_archive_bytes", "backupd_runs", "backupd_next_run_timestamp_seconds",
             "backupd_destination_backups", "backupd_destination_bytes", "backupd_spool_bytes",
-            "backupd_pending_uploads", "backupd_job_stale"}
+            "backupd_pending_uploads", "backupd_job_stale", "backupd_last_verify_timestamp_seconds",
+            "backupd_last_verify_ok"}
 
 
 def samples(text: str) -> dict[tuple, float]:
@@ -128,3 +131,24 @@ def test_the_file_is_readable_by_node_exporter_under_the_units_umask(tmp_path):
         os.umask(previous)
     assert stat.S_IMODE(out.stat().st_mode) == 0o644
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith("backupd.prom")] == ["backupd.prom"]
+
+
+def test_the_newest_verdict_of_each_destination_is_its_last_verify(tmp_path):
+    _, history, state = setup(tmp_path)
+    verdicts = [("local", VerifyStatus.SUCCESS, 3), ("drive", VerifyStatus.SUCCESS, 3),
+                ("drive", VerifyStatus.FAILED, 3),        # the same second: the one recorded later counts
+                ("local", VerifyStatus.ERROR, 1)]         # an error (it could not finish) says nothing
+    when = {}
+    for destination, status, hours in verdicts:
+        record = VerifyRecord(job="daily", archive="a.tar.zst", destination=destination, run_id="r", trigger="schedule",
+                              started=VERIFIED - timedelta(hours=hours)).finish(status, ["bad"])
+        record.ended = record.started + timedelta(seconds=30)
+        history.save_verification(record)
+        when.setdefault(destination, {})[status] = record.ended.timestamp()
+    out = tmp_path / "backupd.prom"
+    metrics.write(out, state)
+    found = samples(out.read_text())
+    local, drive = (("destination", "local"), ("job", "daily")), (("destination", "drive"), ("job", "daily"))
+    assert found[("backupd_last_verify_ok", local)] == 1 and found[("backupd_last_verify_ok", drive)] == 0
+    assert found[("backupd_last_verify_timestamp_seconds", local)] == when["local"][VerifyStatus.SUCCESS]
+    assert found[("backupd_last_verify_timestamp_seconds", drive)] == when["drive"][VerifyStatus.FAILED]

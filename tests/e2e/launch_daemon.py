@@ -1,6 +1,7 @@
 """Start the real backupd with parts that only tests give it, each named by an option.
 
-    python tests/e2e/launch_daemon.py [--fire-every SECONDS] [--stall-while FILE] -- BACKUPD_ARGS...
+    python tests/e2e/launch_daemon.py [--fire-every SECONDS] [--verify-every SECONDS] [--stall-while FILE] \
+        -- BACKUPD_ARGS...
 
 After `--` comes backupd's own command line: the daemon is built and run by backupd's own entry point, with
 the parts chosen here handed to it in place of the product's (nothing in the product reads them from the
@@ -17,13 +18,20 @@ from apscheduler.triggers.interval import IntervalTrigger
 from backupd.cli import daemon_main
 from backupd.daemon.lifecycle import DEFAULT_HEALTH_PROBES
 
-USAGE = "usage: launch_daemon.py [--fire-every SECONDS] [--stall-while FILE] -- BACKUPD_ARGS..."
+USAGE = ("usage: launch_daemon.py [--fire-every SECONDS] [--verify-every SECONDS] [--stall-while FILE] "
+         "-- BACKUPD_ARGS...")
 
 
 def fire_every(seconds: str) -> dict:
     """Every job fires every SECONDS s, the first time SECONDS after start, through the real APScheduler."""
     period = int(seconds)
     return {"trigger_for": lambda job: IntervalTrigger(seconds=period, timezone=ZoneInfo(job.timezone))}
+
+
+def verify_every(seconds: str) -> dict:
+    """Every job with a verify_schedule verifies every SECONDS s instead, through the real APScheduler."""
+    period = int(seconds)
+    return {"verify_trigger_for": lambda job: IntervalTrigger(seconds=period, timezone=ZoneInfo(job.timezone))}
 
 
 def stall_while(path: str) -> dict:
@@ -33,7 +41,7 @@ def stall_while(path: str) -> dict:
 
 
 # option -> function(its value) -> keyword arguments for the Daemon
-PARTS = {"--fire-every": fire_every, "--stall-while": stall_while}
+PARTS = {"--fire-every": fire_every, "--verify-every": verify_every, "--stall-while": stall_while}
 
 
 def parse(argv: list[str]) -> tuple[dict, list[str]]:

@@ -2,52 +2,10 @@
 pings for each way a run ends; a slow ping server never holds a run up."""
 from __future__ import annotations
 
-from pathlib import Path
-
-from prometheus_client.parser import text_string_to_metric_families
-
-from tests.configs import directory_source, job, local_destination, write_config
+from tests.configs import job
+from tests.e2e.watched import ENV_APPEND, ENV_DUMP, appended, break_destination, config, dumped, metric, wait_metric
 from tests.fakes.ping_server import PingServer
 from tests.waiting import wait_for
-
-ENV_DUMP = ["sh", "-c", 'env | grep ^BACKUPD_ | sort > "$0"']
-
-
-def config(tmp_path: Path, jobs: dict | None = None, **job_keys) -> Path:
-    """Job "main" backs up tmp_path/data to tmp_path/archives; the metrics file is tmp_path/metrics/backupd.prom."""
-    (tmp_path / "data").mkdir(exist_ok=True)
-    (tmp_path / "data" / "file.txt").write_text("payload\n" * 100)
-    (tmp_path / "metrics").mkdir(exist_ok=True)
-    return write_config(tmp_path, daemon={"metrics_file": tmp_path / "metrics" / "backupd.prom"},
-                        jobs=jobs or {"main": job(["files"], **job_keys)},
-                        sources={"files": directory_source(tmp_path / "data")},
-                        destinations={"local": local_destination(tmp_path / "archives")})
-
-
-def metric(tmp_path: Path, name: str, **labels) -> float | None:
-    path = tmp_path / "metrics" / "backupd.prom"
-    if not path.exists():
-        return None
-    for family in text_string_to_metric_families(path.read_text()):
-        for sample in family.samples:
-            if sample.name == name and sample.labels == labels:
-                return sample.value
-    return None
-
-
-def wait_metric(tmp_path: Path, value: float, name: str, **labels) -> None:
-    wait_for(lambda: metric(tmp_path, name, **labels) == value, what=f"{name}{labels} == {value} in the file")
-
-
-def break_destination(tmp_path: Path) -> None:
-    """The local destination's folder becomes a file: stores fail, the archive waits in the spool."""
-    (tmp_path / "archives").mkdir(exist_ok=True)
-    (tmp_path / "archives").rename(tmp_path / "archives.old")
-    (tmp_path / "archives").write_text("not a folder")
-
-
-def dumped(path: Path) -> dict:
-    return dict(line.split("=", 1) for line in path.read_text().splitlines())
 
 
 def test_metrics_file_after_start_a_success_a_failure_and_a_reload(tmp_path, start_daemon):
@@ -123,3 +81,21 @@ def test_a_failing_hook_and_a_slow_ping_server_leave_the_run_alone(tmp_path, sta
         return found if len(found) == 2 else None
     logged = wait_for(failed_hooks, what="both hooks' failures logged")
     assert [(line["hook"], line["exit_code"]) for line in logged] == [("on_start", 1), ("on_success", 1)]
+
+
+def test_hooks_say_what_started_the_run_upload_pending_included(tmp_path, start_daemon):
+    with PingServer() as server:
+        daemon = start_daemon(config(tmp_path, ping_url=server.url, on_start=[*ENV_APPEND, str(tmp_path / "start")],
+                                     on_success=[*ENV_APPEND, str(tmp_path / "end")],
+                                     on_failure=[*ENV_APPEND, str(tmp_path / "end")]))
+        break_destination(tmp_path)
+        failed = daemon.ctl_json("trigger", "--wait", expect_rc=1)          # its archive waits in the spool
+        (tmp_path / "archives").unlink()
+        retried = daemon.ctl_json("trigger", "--wait", "--upload-pending")
+        wait_for(lambda: len(server.pings) == 4 and len(appended(tmp_path / "end")) == 2, what="both runs' ends")
+    assert retried["status"] == "success" and f"pending from run {failed['run_id']}" in server.pings[3][2]
+    starts, ends = appended(tmp_path / "start"), appended(tmp_path / "end")
+    assert [env["BACKUPD_TRIGGER"] for env in starts] == ["manual", "upload-pending"]
+    assert [(env["BACKUPD_TRIGGER"], env["BACKUPD_STATUS"]) for env in ends] == [
+        ("manual", "failed"), ("upload-pending", "success")]
+    assert ends[1]["BACKUPD_RUN_ID"] == retried["run_id"]

@@ -46,7 +46,7 @@ def test_on_success_gets_the_documented_environment(tmp_path):
     notify.run_ended(record(), job_config(on_success=(*ENV_DUMP, str(out))))
     assert notify.drain(30)
     assert dumped(out) == {"BACKUPD_RUN_ID": "3f2a1c0d9e8b", "BACKUPD_JOB": "daily", "BACKUPD_STATUS": "success",
-                           "BACKUPD_ERROR_CATEGORY": "", "BACKUPD_ERROR": "",
+                           "BACKUPD_TRIGGER": "schedule", "BACKUPD_ERROR_CATEGORY": "", "BACKUPD_ERROR": "",
                            "BACKUPD_ARCHIVE": "daily-h-20240501T030000Z-3f2a1c0d.tar.zst", "BACKUPD_SIZE": "1234",
                            "BACKUPD_LINK": "https://drive.example/file/d/1"}
 

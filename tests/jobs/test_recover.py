@@ -52,3 +52,13 @@ def test_an_archive_stored_on_one_of_two_is_uploaded_to_the_other_by_the_next_ru
     assert nxt.status == "success", nxt.error
     assert (tmp_path / "second" / record.archive.name).exists()
     assert history.pending() == []
+
+
+def test_only_a_run_still_interrupted_after_recovery_owes_its_failure_alert(tmp_path):
+    config = two_destination_config(tmp_path)
+    everywhere, partly = killed_after_storing(config, stores=2), killed_after_storing(config, stores=1)
+    history = History(config.daemon.state_dir)
+    assert sorted(recover_at_start(config, history)) == sorted([everywhere, partly])
+    assert history.owed_alerts() == [partly]            # the one stored everywhere failed nothing
+    history.alert_delivered(partly)
+    assert history.owed_alerts() == []

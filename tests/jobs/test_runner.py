@@ -1,7 +1,10 @@
 """One run, in-process: outcome records, cleanup, and what a stop that cannot wait leaves behind."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 from backupd.config import load
+from backupd.jobs import notify
 from backupd.jobs.history import History
 from backupd.jobs.runner import Run
 from tests.configs import directory_source, write_config
@@ -52,3 +55,22 @@ def test_abandoned_run_is_recorded_and_its_temporary_files_removed(tmp_path):
     assert not list((tmp_path / "state" / "spool").iterdir())
     stored = History(tmp_path / "state").get(run.run_id)
     assert stored.status == "interrupted" and "safe point" in stored.error.message
+
+
+def test_an_abandoned_run_owes_its_alert_and_ends_without_a_record_or_notice_of_its_own(tmp_path):
+    run = make_run(tmp_path)
+    run.job = replace(run.job, on_failure=("sh", "-c", f"echo sent >> {tmp_path / 'alerts'}"))
+    assert run.abandon()
+    run.cancel.cancel("the daemon is stopping")
+    run.execute()                                       # its thread going on after the daemon let it go
+    assert notify.drain(30) and not (tmp_path / "alerts").exists()
+    history = History(tmp_path / "state")
+    assert "safe point" in history.get(run.run_id).error.message and history.owed_alerts() == [run.run_id]
+
+
+def test_a_run_that_ended_is_not_abandoned(tmp_path):
+    run = make_run(tmp_path)
+    run.execute()
+    assert not run.abandon()
+    history = History(tmp_path / "state")
+    assert history.get(run.run_id).status == "success" and history.owed_alerts() == []

@@ -1,7 +1,7 @@
-"""At the daemon's start: settle what a dead process left. Runs it left 'running' are marked interrupted;
-one whose archive was already written is reconciled with its destinations (an archive found there with the
-same sha256 counts as stored; one still complete in the spool waits for the next run's upload); what
-interrupted stores left at the destinations is removed."""
+"""At the daemon's start: settle what a dead process left. Runs it left 'running' are marked interrupted (each
+owing its failure alert); one whose archive was already written is reconciled with its destinations (an
+archive found there with the same sha256 counts as stored, and owes no alert; one still complete in the spool
+waits for the next run's upload); what interrupted stores left at the destinations is removed."""
 from __future__ import annotations
 
 import logging
@@ -46,6 +46,7 @@ def reconcile(config: Config, history: History, spool: Spool, record: RunRecord)
     stored = [d.name for d in record.destinations if d.status == DestinationStatus.SUCCESS]
     if record.destinations and len(stored) == len(record.destinations):
         record.status, record.error = Status.SUCCESS, None
+        history.forgive_alert(record.run_id)        # stored after all: no failure to tell
         record.note = (f"the daemon stopped after the archive was stored; found stored on {', '.join(stored)} "
                        "with the same sha256 at the next start")
     else:
