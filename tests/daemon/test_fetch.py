@@ -34,7 +34,8 @@ def daemon(tmp_path):
     history = History(config.daemon.state_dir)
     record = Run(config=config, job=config.jobs["main"], history=history, trigger="manual").execute()
     assert record.status == "success"
-    yield SimpleNamespace(config=config, history=history, record=record, disk=tmp_path / "disk")
+    yield SimpleNamespace(config=config, history=history, record=record, disk=tmp_path / "disk",
+                          metrics_changed=lambda: None)     # what a FetchHandlers calls of its daemon
     history.close()
 
 
