@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta, timezone
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
@@ -18,6 +18,8 @@ from ..jobs.result import Trigger
 
 log = logging.getLogger("backupd.scheduler")
 HOUSEKEEPING = "daemon:"     # id prefix of the daemon's own periodic jobs, which a reload keeps
+ONE_SECOND = timedelta(seconds=1)
+COUNT_LIMIT = 10_000         # missed slots counted one by one at start (a per-minute job down for a week)
 
 
 def cron_trigger(job: JobConfig) -> BaseTrigger:
@@ -33,13 +35,34 @@ def verify_cron_trigger(job: JobConfig) -> BaseTrigger:
     return cron.trigger(job.verify_schedule, job.timezone)
 
 
-def missed_slot(job: JobConfig, last_slot: datetime | None, now: datetime,
-                trigger_for: TriggerFor = cron_trigger) -> datetime | None:
-    """The first slot after `last_slot` if it is already past, else None."""
+class Missed(NamedTuple):
+    """The slots that passed since the last handled one: the newest, and how many there were."""
+    newest: datetime
+    count: int
+    exact: bool          # False when there were too many to count: `count` is then a lower bound
+
+
+def missed_slots(job: JobConfig, last_slot: datetime | None, now: datetime,
+                 trigger_for: TriggerFor = cron_trigger) -> Missed | None:
+    """The slots after `last_slot` that are already past (None if there are none, or nothing was ever handled).
+
+    Past COUNT_LIMIT slots the walk jumps to the start of the grace window, as only a slot within it can run.
+    """
     if last_slot is None:
         return None
-    upcoming = trigger_for(job).get_next_fire_time(None, last_slot + timedelta(seconds=1))
-    return upcoming if upcoming is not None and upcoming <= now else None
+    trigger, cursor, newest, count, exact = trigger_for(job), last_slot, None, 0, True
+    while (upcoming := trigger.get_next_fire_time(None, cursor + ONE_SECOND)) is not None and upcoming <= now:
+        newest, count, cursor = upcoming, count + 1, upcoming
+        if count == COUNT_LIMIT:
+            cursor, exact = max(cursor, now - timedelta(seconds=job.misfire_grace) - ONE_SECOND), False
+    return Missed(newest, count, exact) if newest is not None else None
+
+
+def missed_slot(job: JobConfig, last_slot: datetime | None, now: datetime,
+                trigger_for: TriggerFor = cron_trigger) -> datetime | None:
+    """The newest slot after `last_slot` if it is already past, else None."""
+    missed = missed_slots(job, last_slot, now, trigger_for)
+    return missed.newest if missed else None
 
 
 class Scheduler:
@@ -61,8 +84,9 @@ class Scheduler:
         self.apply(config)
         self._scheduler.start()
 
-    def apply(self, config: Config) -> None:
+    def apply(self, config: Config, now: datetime | None = None) -> None:
         """(Re)schedule every job of `config` (and its verify_schedule); jobs no longer configured are removed."""
+        now = now or datetime.now(timezone.utc)
         wanted = {f"job:{name}" for name in config.jobs} | {f"verify:{job.name}" for job in self._verified(config)}
         for existing in self._scheduler.get_jobs():
             if existing.id not in wanted and not existing.id.startswith(HOUSEKEEPING):
@@ -76,7 +100,21 @@ class Scheduler:
             self._scheduler.add_job(
                 self._fire, self._trigger_for(job), args=[job.name], id=f"job:{job.name}",
                 name=f"backup job '{job.name}' ({job.schedule} {job.timezone})", replace_existing=True,
-                misfire_grace_time=int(job.misfire_grace), coalesce=True, max_instances=1)
+                misfire_grace_time=int(job.misfire_grace), coalesce=True, max_instances=1,
+                **self._resume_after_last_slot(job, now))
+
+    def _resume_after_last_slot(self, job: JobConfig, now: datetime) -> dict:
+        """add_job's next_run_time when the wall clock is not past the last handled slot (it went back), else {}.
+
+        APScheduler starts a schedule from the clock, which would run that slot again.
+        """
+        last = self._history.last_slot(job.name)
+        if last is None or now > last:
+            return {}
+        upcoming = self._trigger_for(job).get_next_fire_time(None, last + ONE_SECOND)
+        log.info("schedule resumes after the last handled slot: the wall clock is behind it",
+                 extra={"job": job.name, "last_slot": last.isoformat(), "next_run": upcoming and upcoming.isoformat()})
+        return {"next_run_time": upcoming} if upcoming is not None else {}
 
     def _verified(self, config: Config) -> list[JobConfig]:
         """The jobs with a verify_schedule (none when nobody takes verifications)."""
@@ -91,28 +129,48 @@ class Scheduler:
         return getattr(self._scheduler.get_job(f"verify:{job_name}"), "next_run_time", None)
 
     def _fire(self, job_name: str) -> None:
-        self._history.set_last_slot(job_name, datetime.now(timezone.utc))
+        """A scheduled slot is due: record it as handled and run, unless the clock says it was handled already."""
+        now = datetime.now(timezone.utc)
+        last = self._history.last_slot(job_name)
+        if last is not None and now <= last:      # a fire is never after its slot: that slot is not newer
+            log.warning("scheduled run skipped: the wall clock is behind the last handled slot",
+                        extra={"job": job_name, "last_slot": last.isoformat(), "now": now.isoformat()})
+            return
+        self._history.set_last_slot(job_name, now)
         self._on_fire(job_name, Trigger.SCHEDULE)
 
     def catch_up(self, config: Config, now: datetime | None = None) -> list[str]:
-        """Jobs whose slot passed while the daemon was down (within their grace): run each once."""
+        """Jobs whose newest slot passed while the daemon was down (within their grace): run each once.
+
+        Older missed slots are coalesced into that one run (systemd's Persistent=true) and logged as skipped.
+        """
         now = now or datetime.now(timezone.utc)
         due = []
         for job in config.jobs.values():
-            slot = missed_slot(job, self._history.last_slot(job.name), now, self._trigger_for)
-            self._history.set_last_slot(job.name, now)
-            if slot is None:
-                continue
-            late = (now - slot).total_seconds()
-            if job.catch_up and late <= job.misfire_grace:
-                log.info("catching up a missed run", extra={"job": job.name, "slot": slot.isoformat(),
-                                                            "late_seconds": round(late)})
+            last = self._history.last_slot(job.name)
+            missed = missed_slots(job, last, now, self._trigger_for)
+            self._history.set_last_slot(job.name, now)      # never moves a newer recorded slot back
+            if last is not None and now < last:
+                log.warning("the wall clock is behind the last handled slot", extra={
+                    "job": job.name, "last_slot": last.isoformat(), "now": now.isoformat()})
+            if missed is not None and self._catches_up(job, missed, now):
                 due.append(job.name)
-            else:
-                log.warning("missed run not caught up", extra={
-                    "job": job.name, "slot": slot.isoformat(), "late_seconds": round(late),
-                    "reason": "catch_up is off" if not job.catch_up else "later than misfire_grace"})
         return due
+
+    @staticmethod
+    def _catches_up(job: JobConfig, missed: Missed, now: datetime) -> bool:
+        """Whether the newest missed slot runs now (catch_up on, within misfire_grace); logged either way."""
+        late = (now - missed.newest).total_seconds()
+        runs = job.catch_up and late <= job.misfire_grace
+        skipped = missed.count - 1 if runs else missed.count
+        extra = {"job": job.name, "slot": missed.newest.isoformat(), "late_seconds": round(late),
+                 "skipped_slots": skipped, **({} if missed.exact else {"skipped_slots_at_least": True})}
+        if runs:
+            log.info("catching up a missed run", extra=extra)
+        else:
+            log.warning("missed run not caught up", extra={
+                **extra, "reason": "catch_up is off" if not job.catch_up else "later than misfire_grace"})
+        return runs
 
     def next_run(self, job_name: str) -> datetime | None:
         job = self._scheduler.get_job(f"job:{job_name}")

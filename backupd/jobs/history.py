@@ -134,7 +134,9 @@ class History:
         return parse_iso(rows[0][0]) if rows else None
 
     def set_last_slot(self, job: str, slot: datetime) -> None:
-        self._run("INSERT OR REPLACE INTO job_state VALUES (?, ?)", (job, iso(slot)))
+        """Record `slot` as handled; a slot older than the one recorded (the clock went back) changes nothing."""
+        self._run("INSERT INTO job_state VALUES (?, ?) ON CONFLICT (job) DO UPDATE SET last_slot = "
+                  "MAX(last_slot, excluded.last_slot)", (job, iso(slot)))    # iso() is UTC: text sorts as time
 
     def add_pending(self, archive: str, destination: str, job: str, run_id: str, meta: dict) -> None:
         self._run("INSERT OR REPLACE INTO pending_uploads VALUES (?, ?, ?, ?, ?)",

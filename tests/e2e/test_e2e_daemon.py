@@ -61,7 +61,8 @@ def test_catch_up_after_downtime_runs_exactly_once(tmp_path, start_daemon):
 
 
 def test_missed_slot_older_than_grace_is_not_caught_up(tmp_path, start_daemon):
-    daemon = start_daemon(config(tmp_path, schedule="0 3 * * *", misfire_grace="1h"))
+    two_hours_ago = (datetime.now(timezone.utc) - timedelta(hours=2)).hour     # its newest slot: 2-3 h late
+    daemon = start_daemon(config(tmp_path, schedule=f"0 {two_hours_ago} * * *", misfire_grace="1h"))
     daemon.stop()
     _set_last_slot(tmp_path / "state", datetime.now(timezone.utc) - timedelta(days=3))
     daemon.start()

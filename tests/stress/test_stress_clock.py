@@ -122,8 +122,6 @@ def test_a_running_scheduler_loses_no_run_and_runs_none_twice_when_the_clock_jum
     figures(jumps="+1d,-1h,-1h", slots_run=len(daemon.slots()), twice=0, lost=0)
 
 
-@pytest.mark.xfail(strict=False, reason="defect: after downtime spanning several slots, catch-up measures the "
-                   "oldest missed slot's lateness against misfire_grace, so a slot missed an hour ago is not run")
 def test_a_restart_after_the_clock_jumped_forward_a_day_catches_up_once(clocked):
     make, clock = clocked
     make().stop()                                             # down at 01-01 02:00, before its slot
@@ -134,8 +132,6 @@ def test_a_restart_after_the_clock_jumped_forward_a_day_catches_up_once(clocked)
     assert [how for how, _ in daemon.ran] == ["catch-up", "schedule"]
 
 
-@pytest.mark.xfail(strict=False, reason="defect: a restart after the wall clock went back an hour starts the "
-                   "schedule from the clock, not from the slot last run, so that slot runs again")
 def test_a_restart_after_the_clock_went_back_an_hour_does_not_run_the_same_slot_again(clocked):
     make, clock = clocked
     first = make()
