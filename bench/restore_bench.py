@@ -2,7 +2,9 @@
 local destination into a fresh folder, against `zstd -dc | tar -x`, in the same run.
 
 Restorers, round-robin, each run a fresh child writing into a fresh folder (bench.archiving's conventions,
-the archive read once untimed before each run so every restorer starts from a warm page cache):
+the archive read once untimed before each run so every restorer starts from a warm page cache; the restored
+trees are kept until the end when the disk has room: on ext4 without a journal, creating files soon after
+others were deleted skips over the freed inodes one by one, which cost each run ~150 us a file, and unevenly):
 - `zstd|tar`: `zstd -dc ARCHIVE | tar -x -C DIR` (no checksums at all): the baseline;
 - `backupctl --config`: `backupctl restore latest --config CFG --to DIR`, the daemon stopped: backupctl reads
   the history and the destination itself;
@@ -71,29 +73,36 @@ def make_backup(data: Path, store: Path) -> tuple[Path, Path]:
 
 
 @contextmanager
-def _fresh(run: Path):
-    """A new folder for one timed run, removed (untimed) once it is measured."""
+def _fresh(run: Path, keep: bool):
+    """A new folder for one timed run, removed (untimed) once it is measured unless `keep`."""
     run.mkdir(parents=True)
     os.sync()       # the earlier runs' writeback is not charged to this one
     yield run
-    shutil.rmtree(run, ignore_errors=True)
+    if not keep:
+        shutil.rmtree(run, ignore_errors=True)
 
 
 def bench_restore(data: Path, work: Path, repeat: int, log=print) -> dict:
     config, archive = make_backup(data, work / "store")
     samples: dict[str, list] = {name: [] for name in RESTORERS}
-    with daemon_bench.running_daemon(config.parent):     # the same state and destination: its history knows it
-        for index in range(repeat):
-            for name, prepare in RESTORERS.items():
-                subprocess.run(["cat", str(archive)], stdout=subprocess.DEVNULL, check=True)   # warm cache
-                slug = "".join(c if c.isalnum() else "-" for c in name)
-                with _fresh(work / f"{slug}-{index}") as run:
-                    samples[name].append(run_once(prepare(archive, config, run), run.with_name(run.name + ".log")))
-                log(f"  {name} run {index + 1}/{repeat}: {samples[name][-1].wall:.2f} s")
+    info = datasets.summary(data)
+    keep = shutil.disk_usage(work).free > 2 * repeat * len(RESTORERS) * info["bytes"]
+    try:
+        with daemon_bench.running_daemon(config.parent):     # the same state and destination: its history knows it
+            for index in range(repeat):
+                for name, prepare in RESTORERS.items():
+                    subprocess.run(["cat", str(archive)], stdout=subprocess.DEVNULL, check=True)   # warm cache
+                    slug = "".join(c if c.isalnum() else "-" for c in name)
+                    with _fresh(work / f"{slug}-{index}", keep) as run:
+                        samples[name].append(run_once(prepare(archive, config, run), run.with_name(run.name + ".log")))
+                    log(f"  {name} run {index + 1}/{repeat}: {samples[name][-1].wall:.2f} s")
+    finally:
+        for run in (path for path in work.iterdir() if path.is_dir() and path.name != "store"):
+            shutil.rmtree(run, ignore_errors=True)
     results = {name: summarize(series) for name, series in samples.items()}
     for entry in results.values():
         entry["wall_ratio"] = entry["wall_median"] / results[BASE]["wall_median"]
-    return {"dataset": {"path": _shown(data), **datasets.summary(data)}, "archive_bytes": archive.stat().st_size,
+    return {"dataset": {"path": _shown(data), **info}, "archive_bytes": archive.stat().st_size,
             "restorers": results}
 
 

@@ -40,6 +40,11 @@ class _Rolling:
         self.conn.deadline = time.monotonic() + self.timeout
         return self.conn.recv(size)
 
+    def recv_into(self, buffer, size: int) -> int:
+        self.conn.deadline = time.monotonic() + self.timeout
+        self.conn.sock.settimeout(self.timeout)
+        return self.conn.sock.recv_into(buffer, size)
+
 
 class FetchRequest(Request):
     """`fetch` through the daemon: once it answered, consume() reads the stream on the same connection."""

@@ -3,12 +3,14 @@ layout is described in protocol.py). Standard library only: backupctl reads stre
 from __future__ import annotations
 
 import hashlib
+import socket
 from typing import Callable, Iterable, Iterator
 
 from . import protocol as proto
 
 MAX_DATA_FRAME = 1 << 20        # bytes of archive data in one frame
 MAX_TRAILER = 64 << 10          # the JSON frame after the end marker is small
+SEND_BUFFER = 2 << 20           # a socket send buffer holding two frames: the reader seldom waits on the sender
 
 
 class StreamFailed(proto.RemoteError):
@@ -27,6 +29,7 @@ def send_stream(sock, chunks: Iterable[bytes], size_limit: int,
     re-raised after the error trailer went out. Socket errors propagate (the client is gone)."""
     digest, sent = hashlib.sha256(), 0
     iterator = iter(chunks)
+    _enlarge_send_buffer(sock)
     unexpected = None
     while True:
         try:
@@ -78,7 +81,7 @@ class StreamReader:
                 raise proto.ProtocolError(f"data frame of {length} bytes, the limit is {MAX_DATA_FRAME}")
             if self.received + length > self.size:
                 raise proto.ProtocolError(f"the stream holds more than the {self.size} bytes announced")
-            data = _recv_exactly(self.conn, length, "a data frame")
+            data = _recv_data(self.conn, length)
             self.received += length
             self.sha.update(data)
             yield data
@@ -98,6 +101,29 @@ class StreamReader:
                                       f"(sha256 {self.sha.hexdigest()[:16]}...), the daemon sent {end['size']} "
                                       f"(sha256 {end['sha256'][:16]!r}...)")
         self.trailer = end
+
+
+def _enlarge_send_buffer(sock) -> None:
+    """Best effort: the kernel caps it at net.core.wmem_max."""
+    try:
+        if sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) < SEND_BUFFER:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+    except (AttributeError, OSError):
+        pass
+
+
+def _recv_data(conn, size: int) -> bytes | bytearray:
+    """A data frame's `size` bytes, received in place into one buffer when `conn` has recv_into()."""
+    if not hasattr(conn, "recv_into"):
+        return _recv_exactly(conn, size, "a data frame")
+    data = bytearray(size)
+    view, got = memoryview(data), 0
+    while got < size:
+        count = conn.recv_into(view[got:], size - got)
+        if not count:
+            raise proto.ProtocolError(f"stream cut short: a data frame has {got} of {size} bytes")
+        got += count
+    return data
 
 
 def _recv_exactly(conn, size: int, what: str) -> bytes:

@@ -15,6 +15,8 @@ from .reader import ArchiveError, ArchiveReader, Member
 
 MANIFEST_NAME = "MANIFEST.json"
 SPOOL_IN_MEMORY = 4 << 20       # scratch files stay in memory up to this size
+LOG_BLOCK = 1 << 20             # the member log is read back in blocks of this size
+PARSE_LINES = 1000              # manifest member lines parsed at a time
 _RECORD = struct.Struct("<BIIQ32s")     # kind length, name length, target length, size, digest
 _MEMBERS_OPEN, _MEMBERS_CLOSE = b'"members": [', (b"],", b"]")
 
@@ -99,17 +101,27 @@ class ArchiveCheck:
         return report
 
     def _logged(self) -> Iterator[Record]:
-        log = self._log
-        log.seek(0)
-        while header := log.read(_RECORD.size):
-            kind_len, name_len, target_len, size, digest = _RECORD.unpack(header)
-            kind, name, target = (b.decode("utf-8", "surrogateescape") for b in
-                                  _split(log.read(kind_len + name_len + target_len), kind_len, name_len))
-            yield name, kind, size, digest.hex() if kind == "file" else "", target
+        """The logged records, read back a block at a time."""
+        self._log.seek(0)
+        data, pos = b"", 0
+        while block := self._log.read(LOG_BLOCK):
+            data, pos = data[pos:] + block, 0
+            while pos + _RECORD.size <= len(data):
+                kind_len, name_len, target_len, size, digest = _RECORD.unpack_from(data, pos)
+                kind_at = pos + _RECORD.size
+                name_at = kind_at + kind_len
+                target_at = name_at + name_len
+                end = target_at + target_len
+                if end > len(data):
+                    break
+                kind = _text(data[kind_at:name_at])
+                yield (_text(data[name_at:target_at]), kind, size, digest.hex() if kind == "file" else "",
+                       _text(data[target_at:end]))
+                pos = end
 
 
-def _split(data: bytes, first: int, second: int) -> tuple[bytes, bytes, bytes]:
-    return data[:first], data[first:first + second], data[first + second:]
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogateescape")
 
 
 def manifest_entries(file: BinaryIO) -> Iterator[Record]:
@@ -131,7 +143,7 @@ def manifest_entries(file: BinaryIO) -> Iterator[Record]:
     document = _document(b"\n".join(head + tail))
     if document.get("member_count", count) != count:
         raise ArchiveError(f"{MANIFEST_NAME} lists {count} members, its total says {document['member_count']}")
-    yield from _entries(_loaded(line) for section, line in _sections(file) if section == "members")
+    yield from _entries(_loaded_lines(line for section, line in _sections(file) if section == "members"))
 
 
 def _sections(file: BinaryIO) -> Iterator[tuple[str, bytes]]:
@@ -162,6 +174,26 @@ def _loaded(line: bytes) -> dict:
         return json.loads(line.removesuffix(b","))
     except ValueError as exc:
         raise ArchiveError(f"{MANIFEST_NAME}: bad member entry: {exc}") from None
+
+
+def _loaded_lines(lines: Iterable[bytes]) -> Iterator:
+    """The member lines' JSON values, parsed PARSE_LINES at a time as one array (the same values as line by
+    line; a block that does not give one value a line is parsed line by line, for the error)."""
+    block: list[bytes] = []
+    for line in lines:
+        block.append(line.removesuffix(b","))
+        if len(block) == PARSE_LINES:
+            yield from _loaded_block(block)
+            block = []
+    yield from _loaded_block(block)
+
+
+def _loaded_block(block: list[bytes]) -> list:
+    try:
+        values = json.loads(b"[" + b",".join(block) + b"]")
+    except ValueError:
+        values = None
+    return values if values is not None and len(values) == len(block) else [_loaded(line) for line in block]
 
 
 def _entries(members: Iterable) -> Iterator[Record]:

@@ -22,7 +22,8 @@ from typing import BinaryIO, Callable, Iterable
 from .check import ArchiveCheck, VerifyReport
 from .reader import ArchiveError, ArchiveReader, Member
 from .rules import REFUSED_TYPES, Refused, Selection, parts_of, special_bits_message, symlink_problem
-from .staging import DirChain, RestoreError, Target, apply_attributes, open_dir
+from .sink import Sink
+from .staging import DirChain, RestoreError, Target, open_dir
 
 __all__ = ["RestoreError", "RestoreSummary", "extract_archive"]
 
@@ -51,9 +52,7 @@ def shown(name: str) -> str:
 class _Extractor:
     """Writes the members of one archive into the staging folder."""
 
-    def __init__(self, reader: ArchiveReader, target: Target, selection: Selection, keep_owners: bool,
-                 summary: RestoreSummary) -> None:
-        self.reader = reader
+    def __init__(self, target: Target, selection: Selection, keep_owners: bool, summary: RestoreSummary) -> None:
         self.chain = DirChain(target.staging_fd, keep_owners)
         self.root_fd = target.staging_fd
         self.selection = selection
@@ -63,23 +62,26 @@ class _Extractor:
         self.handlers = {"file": self.file, "dir": self.directory, "symlink": self.symlink,
                          "hardlink": self.hardlink}
 
-    def member(self, member: Member) -> None:
+    def member(self, member: Member) -> tuple[int, tuple] | None:
+        """Extract `member`; for a regular file, (its new descriptor, the attributes to give it once its
+        data is written) is returned, the data left to the caller."""
         try:
             parts = parts_of(member.name)
             if not parts:
-                return                      # './': the restore folder itself
+                return None                 # './': the restore folder itself
             if not self.selection(parts):
                 self.summary.skipped += 1
-                return
+                return None
             self._check_parents(parts)
             handler = self.handlers.get(member.type)
             if handler is None:
                 raise Refused(REFUSED_TYPES.get(member.type, f"unsupported member type {member.type}"))
-            handler(member, parts)
+            return handler(member, parts)
         except Refused as reason:
             self.summary.refused.append(f"{shown(member.name)}: {reason}")
             if parts_ok := _quiet_parts(member.name):
                 self.refused_names.add(tuple(parts_ok))
+        return None
 
     def _check_parents(self, parts: list[str]) -> None:
         if self.refused_names:
@@ -97,19 +99,13 @@ class _Extractor:
     def _owner(self, member: Member) -> tuple[int | None, int | None]:
         return (member.uid, member.gid) if self.keep_owners else (None, None)
 
-    def file(self, member: Member, parts: list[str]) -> None:
+    def file(self, member: Member, parts: list[str]) -> tuple[int, tuple]:
+        attributes = (self._bits(member), *self._owner(member), member.mtime_ns)
         parent, name = self.chain.enter(parts[:-1]), parts[-1]
         fd = _create(lambda: os.open(name, FILE_FLAGS, 0o600, dir_fd=parent), parent, name, parts)
-        try:
-            write = os.write
-            for piece in self.reader.chunks():
-                while piece:
-                    piece = piece[write(fd, piece):]
-            apply_attributes(fd, self._bits(member), *self._owner(member), member.mtime_ns)
-        finally:
-            os.close(fd)
         self.summary.files += 1
         self.summary.bytes += member.size
+        return fd, attributes
 
     def directory(self, member: Member, parts: list[str]) -> None:
         self.chain.enter(parts)
@@ -196,9 +192,10 @@ def extract_archive(stream: BinaryIO | Iterable[bytes], target: os.PathLike | st
     selection = Selection(sources, paths)
     summary = RestoreSummary()
     staged = Target(target, force)
-    reader, check = ArchiveReader(stream, progress=progress), ArchiveCheck()
+    reader = ArchiveReader(stream, progress=progress, hash_members=False)
+    check = ArchiveCheck()
     try:
-        extractor = _Extractor(reader, staged, selection, keep_owners, summary)
+        extractor = _Extractor(staged, selection, keep_owners, summary)
         _extract_all(reader, check, extractor)
         _verified(check.compare(VerifyReport(expected_sha256=expected_sha256, sha256=reader.sha256)))
         if not selection.everything and not (summary.files + summary.directories + summary.symlinks
@@ -220,14 +217,19 @@ def extract_archive(stream: BinaryIO | Iterable[bytes], target: os.PathLike | st
 
 
 def _extract_all(reader: ArchiveReader, check: ArchiveCheck, extractor: _Extractor) -> None:
+    """Every member: the extractor creates it, the sink's thread writes, hashes and logs it."""
+    sink = Sink(check)
     try:
         for member in reader:
             if check.is_manifest(member):
+                sink.wait()
                 check.take_manifest(reader)
                 continue
-            extractor.member(member)
-            reader.skip()
-            check.record(member)
+            sink.member(member, reader, *(extractor.member(member) or ()))
+        sink.finish()
+    except BaseException:
+        sink.abort()
+        raise
     finally:
         extractor.chain.leave()
 

@@ -17,28 +17,34 @@ _END = b""
 
 
 class HashingInput:
-    """The compressed input (a file object or an iterable of bytes) as zstd reads it: hashed and counted."""
+    """The compressed input (a file object or an iterable of bytes) as zstd reads it: counted, and hashed
+    unless `hashed` is False (the caller hashes the stored bytes itself)."""
 
-    def __init__(self, source, progress: Callable[[int], None] | None) -> None:
+    def __init__(self, source, progress: Callable[[int], None] | None, hashed: bool = True) -> None:
         self.sha = hashlib.sha256()
         self.count = 0
+        self._hashed = hashed
         self._progress = progress
-        self._pending = b""
+        self._pending = memoryview(b"")
         self._chunks = None if hasattr(source, "read") else iter(source)
         self._read = source.read if self._chunks is None else self._next_chunk
 
-    def _next_chunk(self, size: int) -> bytes:
+    def _next_chunk(self, size: int) -> memoryview:
+        """Up to `size` bytes of the pieces, sliced without copying."""
         data = self._pending
         while not data:
-            if (data := next(self._chunks, None)) is None:
-                return b""
-        self._pending = data[size:] if 0 <= size < len(data) else b""
-        return data[:size] if self._pending else data
+            if (piece := next(self._chunks, None)) is None:
+                return data
+            data = memoryview(piece)
+        size = len(data) if size < 0 else size
+        self._pending = data[size:]
+        return data[:size]
 
-    def read(self, size: int = -1) -> bytes:
+    def read(self, size: int = -1) -> bytes | memoryview:
         data = self._read(size)
         if data:
-            self.sha.update(data)
+            if self._hashed:
+                self.sha.update(data)
             self.count += len(data)
             if self._progress is not None:
                 self._progress(self.count)
@@ -54,8 +60,8 @@ class Feeder:
     """Decompressed chunks of `source`, produced ahead by a thread; next() returns b'' at the end and
     raises what the thread met (ArchiveError for bad zstd data, the source's own OSError)."""
 
-    def __init__(self, source, progress: Callable[[int], None] | None = None) -> None:
-        self.input = HashingInput(source, progress)
+    def __init__(self, source, progress: Callable[[int], None] | None = None, hash_input: bool = True) -> None:
+        self.input = HashingInput(source, progress, hash_input)
         self._queue: queue.Queue = queue.Queue(DEPTH)
         self._stopping = False
         self._done = False
@@ -113,3 +119,4 @@ class Feeder:
             except queue.Empty:
                 pass
         self._thread.join()
+
