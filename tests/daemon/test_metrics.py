@@ -18,6 +18,7 @@ from backupd.jobs.spool import Spool
 from backupd.jobs.verify_record import VerifyRecord, VerifyStatus
 from tests.configs import job, write_config
 from tests.jobs.records import saved_run
+from tests.waiting import wait_for
 
 NEXT = datetime(2030, 1, 2, 3, 0, tzinfo=timezone.utc)
 VERIFIED = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)     # whole seconds: the trail keeps no fractions
@@ -94,21 +95,26 @@ def test_a_reader_polling_during_50_writes_never_sees_a_partial_file(tmp_path):
     metrics.write(out, state)
     seen, problems, done = [], [], threading.Event()
 
+    def read_once():
+        text = out.read_text()
+        try:
+            names = {family.name for family in text_string_to_metric_families(text)}
+        except ValueError as exc:
+            problems.append(f"unparsable: {exc}")
+            return
+        if names != FAMILIES or not text.endswith("\n"):
+            problems.append(f"incomplete: {sorted(FAMILIES - names)}")
+        seen.append(samples(text)[("backupd_runs_total", (("job", "daily"), ("status", "success")))])
+
     def read_all_the_time():
         while not done.is_set():
-            text = out.read_text()
-            try:
-                names = {family.name for family in text_string_to_metric_families(text)}
-            except ValueError as exc:
-                problems.append(f"unparsable: {exc}")
-                continue
-            if names != FAMILIES or not text.endswith("\n"):
-                problems.append(f"incomplete: {sorted(FAMILIES - names)}")
-            seen.append(samples(text)[("backupd_runs_total", (("job", "daily"), ("status", "success")))])
+            read_once()
+        read_once()              # once more after the writer said it was done: this one sees the last write
 
     reader = threading.Thread(target=read_all_the_time)
     reader.start()
     try:
+        wait_for(lambda: seen or problems, what="the reader's first read")     # it polls before the writes begin
         for count in range(1, 51):
             saved_run(history, "daily", ago=timedelta(minutes=count))
             metrics.write(out, state)
@@ -117,6 +123,7 @@ def test_a_reader_polling_during_50_writes_never_sees_a_partial_file(tmp_path):
         reader.join()
     assert not problems, problems[:3]
     assert seen and seen == sorted(seen) and max(seen) == 50          # it saw the writes go by, in order
+    assert (seen[0], seen[-1]) == (0, 50)          # from before the first write to the last one's content
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith("backupd.prom")] == ["backupd.prom"]
 
 
