@@ -10,8 +10,9 @@ import time
 
 from backupd.client.call import Busy, NoAnswer, Request, socket_path as client_socket
 from backupd.daemon import protocol as proto
+from backupd.daemon.stream import StreamReader
 from backupd.destinations.base import DestinationError
-from backupd.restore import RestoreError, extract_archive
+from backupd.restore import RestoreError, StoredBytes, extract_archive
 from backupd.restore.decrypt import is_encrypted, open_decrypted
 from backupd.util.units import human_size
 
@@ -81,24 +82,26 @@ class TransferProgress(WaitProgress):
 
 
 # -- what is done with the bytes ---------------------------------------------------------------------------------
-def _plaintext(info: dict, chunks, options: dict):
-    """(the tar.zst stream, the sha256 the extraction checks): decrypted first when the archive is encrypted
-    (age authenticates every chunk; the recorded sha256 is of the stored file)."""
+def _plaintext(info: dict, stored: StoredBytes, options: dict):
+    """The tar.zst stream: the stored bytes, decrypted first when the archive is encrypted (age authenticates
+    every chunk; the recorded sha256 is of the stored file, checked all the same)."""
     if not is_encrypted(info["name"]):
-        return chunks, info["sha256"] or None
+        return stored
     if not options.get("identity"):
         raise RestoreError(f"{info['name']} is encrypted: give the age identity with --identity KEY")
-    return open_decrypted(chunks, options["identity"]), None
+    return open_decrypted(stored, options["identity"])
 
 
 def restore_consumer(options: dict, progress: TransferProgress):
     def consume(info: dict, chunks):
         progress.begin(info)
-        stream, expected = _plaintext(info, guarded(chunks, options), options)
+        digest = chunks.sha if isinstance(chunks, StreamReader) else None     # it hashes what it received
+        stored = StoredBytes(guarded(chunks, options), digest)
+        stream = _plaintext(info, stored, options)
         try:
-            summary = extract_archive(stream, options["to"], expected_sha256=expected,
+            summary = extract_archive(stream, options["to"], expected_sha256=info["sha256"] or None,
                                       sources=options.get("sources", ()), paths=options.get("paths", ()),
-                                      force=options.get("force", False), progress=progress)
+                                      force=options.get("force", False), progress=progress, stored=stored)
         except OSError as exc:
             raise LocalFailure(f"cannot restore into {options['to']}: {exc.strerror or exc}") from None
         finally:

@@ -41,6 +41,10 @@ _AGE_ERRORS = (
 )
 
 
+class NoMatchingIdentity(RestoreError):
+    """The identities open none of the archive's recipient stanzas: nothing past its header was read."""
+
+
 def is_encrypted(name: str) -> bool:
     """Whether an archive name is that of an encrypted archive."""
     return name.endswith(ENCRYPTED_SUFFIX)
@@ -176,8 +180,10 @@ class DecryptedStream:
         if not isinstance(exc, (pyrage.DecryptError, OSError)):
             return exc
         text = " ".join(str(exc).split()) or type(exc).__name__
-        meaning = next((meaning for phrase, meaning in _AGE_ERRORS if phrase in text), f"age: {text[:200]}")
-        return RestoreError(f"cannot decrypt: {meaning.format(key=self._shown_key)}")
+        phrase, meaning = next(((phrase, meaning) for phrase, meaning in _AGE_ERRORS if phrase in text),
+                               ("", f"age: {text[:200]}"))
+        error = NoMatchingIdentity if phrase == _AGE_ERRORS[0][0] else RestoreError
+        return error(f"cannot decrypt: {meaning.format(key=self._shown_key)}")
 
     def read(self, size: int = -1) -> bytes:
         """Up to `size` bytes; b"" only at the authenticated end. After a failure every read raises it."""

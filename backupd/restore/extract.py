@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Iterable
 
 from .check import ArchiveCheck, VerifyReport
+from .feed import StoredBytes
 from .reader import ArchiveError, ArchiveReader, Member
 from .rules import REFUSED_TYPES, Refused, Selection, parts_of, special_bits_message, symlink_problem
 from .sink import Sink
@@ -182,22 +183,28 @@ def _create(make: Callable, parent: int, name: str, parts: list[str]):
 def extract_archive(stream: BinaryIO | Iterable[bytes], target: os.PathLike | str, *,
                     expected_sha256: str | None = None, sources: Iterable[str] = (),
                     paths: Iterable[str] = (), force: bool = False, keep_owners: bool | None = None,
-                    progress: Callable[[int], None] | None = None) -> RestoreSummary:
+                    progress: Callable[[int], None] | None = None,
+                    stored: StoredBytes | None = None) -> RestoreSummary:
     """Restore the archive read from `stream` into `target` (created if missing; refused if not empty
     unless `force`). `sources`: top-level folders to restore; `paths`: fnmatch globs on member names.
     Raises RestoreError, with the target left as it was, if the archive or a member does not verify.
-    `progress(compressed bytes read)` is called from the decompression thread."""
+    `progress(compressed bytes read)` is called from the decompression thread. `stored`: the stored bytes
+    `stream` is (or is decrypted from); their sha256, not the stream's, is compared with expected_sha256."""
     started = time.monotonic()
     keep_owners = os.geteuid() == 0 if keep_owners is None else keep_owners
     selection = Selection(sources, paths)
     summary = RestoreSummary()
     staged = Target(target, force)
-    reader = ArchiveReader(stream, progress=progress, hash_members=False)
+    reader = ArchiveReader(stream, progress=progress, hash_members=False, hash_input=stored is None)
     check = ArchiveCheck()
     try:
         extractor = _Extractor(staged, selection, keep_owners, summary)
-        _extract_all(reader, check, extractor)
-        _verified(check.compare(VerifyReport(expected_sha256=expected_sha256, sha256=reader.sha256)))
+        try:
+            _extract_all(reader, check, extractor)
+        except RestoreError as exc:             # only the decryption raises it there
+            raise _undecrypted(exc, stream, stored, expected_sha256) from None
+        sha256 = reader.sha256 if stored is None else stored.sha256
+        _verified(check.compare(VerifyReport(expected_sha256=expected_sha256, sha256=sha256)))
         if not selection.everything and not (summary.files + summary.directories + summary.symlinks
                                              + summary.hardlinks + len(summary.refused)):
             raise RestoreError("no member matches the --source / --path selection; nothing restored")
@@ -211,7 +218,7 @@ def extract_archive(stream: BinaryIO | Iterable[bytes], target: os.PathLike | st
     finally:
         check.close()
         reader.close()
-    summary.archive_sha256 = reader.sha256
+    summary.archive_sha256 = sha256
     summary.seconds = time.monotonic() - started
     return summary
 
@@ -232,6 +239,24 @@ def _extract_all(reader: ArchiveReader, check: ArchiveCheck, extractor: _Extract
         raise
     finally:
         extractor.chain.leave()
+
+
+def _undecrypted(exc: RestoreError, stream, stored: StoredBytes | None, expected: str | None) -> RestoreError:
+    """The error for a decryption that failed: the rest of the stored bytes is read, as a corrupt plain
+    archive's is, and a sha256 that is not the record's is named first. Not after a wrong identity: the
+    archive may well be intact, and nothing past its header was read."""
+    from .decrypt import NoMatchingIdentity
+    if stored is None or stream is stored or expected is None or isinstance(exc, NoMatchingIdentity):
+        return exc
+    stream.close()
+    try:
+        stored.drain()
+    except Exception:           # the source broke as well: the decryption's failure is reported
+        return exc
+    if stored.sha256 == expected.lower():
+        return exc
+    return RestoreError(f"archive does not verify: archive sha256 is {stored.sha256}, the record says "
+                        f"{expected} ({exc}); nothing restored")
 
 
 def _verified(report: VerifyReport) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import queue
 import threading
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 import zstandard
 
@@ -120,3 +120,29 @@ class Feeder:
                 pass
         self._thread.join()
 
+
+class StoredBytes:
+    """An archive's stored bytes (an iterable of bytes) as they arrive, hashed before anything decodes them:
+    the record's sha256 is of these, an encrypted archive's too. `digest`: a hashlib object the source
+    updates with the same bytes itself (the daemon's stream checks them), so they are not hashed twice."""
+
+    def __init__(self, chunks: Iterable[bytes], digest=None) -> None:
+        self._chunks = iter(chunks)
+        self._own = digest is None
+        self._sha = hashlib.sha256() if digest is None else digest
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._chunks:
+            if self._own:
+                self._sha.update(chunk)
+            yield chunk
+
+    @property
+    def sha256(self) -> str:
+        return self._sha.hexdigest()
+
+    def drain(self) -> None:
+        """Read (and hash) the rest, once nothing else reads from it."""
+        for chunk in self._chunks:
+            if self._own:
+                self._sha.update(chunk)
