@@ -99,17 +99,18 @@ def kill_at(scene: cs.Scene, point: cs.KillPoint, rng: random.Random) -> tuple[d
 
 
 def kill_during_restore(scene: cs.Scene, rng: random.Random, target: Path) -> tuple[dict[int, str], int]:
-    """`backupctl restore` of the newest backup from the Drive; the daemon killed while it streams it."""
-    newest = next(r for r in history(scene) if r["status"] == "success")["archive"]["name"]
-    threshold = rng.randrange(1, 2 * cs.MiB)
-    restore = subprocess.Popen([str(BACKUPCTL), "--socket", str(scene.daemon.socket), "restore", newest, "--to",
-                                str(target), "--destination", "drive"], stdout=subprocess.PIPE,
+    """`backupctl restore` of the newest backup from the Drive; the daemon killed once it has asked the Drive for
+    some but not all of the archive's chunks (what it streams is paced by bandwidth_limit), so the stream is cut."""
+    newest = next(r for r in history(scene) if r["status"] == "success")["archive"]
+    chunks = rng.randint(1, -(-newest["size"] // cs.CHUNK) - 1)
+    asked = scene.drive.count("media") + chunks
+    restore = subprocess.Popen([str(BACKUPCTL), "--socket", str(scene.daemon.socket), "restore", newest["name"],
+                                "--to", str(target), "--destination", "drive"], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     try:
-        staged = lambda: sum(f.stat().st_size for f in target.glob(".backupd-restore-*/**/*") if f.is_file())
-        hit = wait_for(lambda: "hit" if _quiet(staged) >= threshold else ("over" if restore.poll() is not None
-                                                                           else None),
-                       f"the restore to stage {threshold} bytes", timeout=60, interval=0.001)
+        hit = wait_for(lambda: "hit" if scene.drive.count("media") >= asked else
+                       ("over" if restore.poll() is not None else None),
+                       f"the daemon to fetch {chunks} chunks from the Drive", timeout=60, interval=0.0002)
         assert hit == "hit", restore.communicate()
         children = probes.kill_like_systemd(scene.daemon.proc.pid)
         scene.daemon.stop(signal.SIGKILL)
@@ -119,13 +120,6 @@ def kill_during_restore(scene: cs.Scene, rng: random.Random, target: Path) -> tu
     assert restore.returncode not in (0, None) and len(err.strip().splitlines()) == 1, (restore.returncode, err)
     assert not target.exists() or list(target.iterdir()) == [], "a restore cut off left files in its folder"
     return children, 1
-
-
-def _quiet(measure) -> int:
-    try:
-        return measure()
-    except OSError:       # a file renamed or removed between the listing and the stat
-        return -1
 
 
 def left_behind(scene: cs.Scene) -> dict[str, bool]:
