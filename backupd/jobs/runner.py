@@ -16,6 +16,7 @@ from .. import __version__
 from ..cancel import CancelToken, Cancelled
 from ..config import Config, JobConfig
 from ..destinations.base import ArchiveMeta
+from ..sources.process import kill_listed
 from ..util.clock import iso, utc_now
 from .actions.archive import ArchiveContext, archive_name, host_name, write_archive
 from .actions.pending import upload_pending
@@ -87,12 +88,16 @@ class Run:
         return self._finish()
 
     def abandon(self) -> bool:
-        """The daemon exits before this run reached a safe point: record it, owing its failure alert (the run
-        sends none of its own from now on), drop its temporary files. False if the run ended first."""
+        """The daemon exits before this run reached a safe point: kill its sources' process groups (they had
+        their SIGTERM and the stop's grace), record it, owing its failure alert (the run sends none of its own
+        from now on), drop its temporary files. False if the run ended first."""
         with self._ending:
             if self._ended:
                 return False
             self._abandoned = True
+        killed = kill_listed(self.spool.workdir(self.run_id))
+        if killed:
+            log.warning("killed the processes of an abandoned run", extra={**self.extra, "process_groups": killed})
         self.record.interrupt("the daemon stopped before this run reached a safe point; nothing partial was kept")
         self.history.owe_alert(self.run_id)
         self.history.save(self.record)

@@ -10,7 +10,7 @@ from pathlib import Path
 from ..cancel import Cancelled
 from ..config import CommandSourceConfig
 from .base import MemberSink, SourceError
-from .process import STDERR_TAIL, TERM_GRACE, TailReader, stop_group  # noqa: F401 (STDERR_TAIL: tests)
+from .process import STDERR_TAIL, TERM_GRACE, TailReader, listed, stop_group  # noqa: F401 (STDERR_TAIL: tests)
 
 POLL = 0.1                  # seconds between cancel checks while the command runs
 
@@ -26,14 +26,14 @@ class CommandSource:
         spool = Path(workdir) / f"{self.name}.stdout"
         try:
             with open(spool, "w+b") as out:
-                self._run(sink, out)
+                self._run(sink, out, workdir)
                 size = os.fstat(out.fileno()).st_size
                 out.seek(0)
                 sink.add_stream(self.output, out, size, mode=0o600, mtime=time.time())
         finally:
             spool.unlink(missing_ok=True)
 
-    def _run(self, sink: MemberSink, out) -> None:
+    def _run(self, sink: MemberSink, out, workdir: Path) -> None:
         try:
             proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.PIPE,
                                     start_new_session=True, close_fds=True)
@@ -42,7 +42,8 @@ class CommandSource:
                               f"{exc.strerror}") from None
         tail = TailReader(proc.stderr)
         tail.start()
-        code = self._wait(sink, proc, tail)
+        with listed(proc, workdir):
+            code = self._wait(sink, proc, tail)
         if code == 0:
             tail.join(TERM_GRACE)
         else:

@@ -21,7 +21,7 @@ from pathlib import Path
 from ..config import DirectorySourceConfig, PythonSourceConfig
 from .base import MemberSink, SourceError
 from .directory import DirectorySource
-from .process import TailReader, exit_text, signal_group, stop_group
+from .process import TailReader, exit_text, listed, signal_group, stop_group
 
 CHILD = Path(__file__).with_name("python_child.py")
 POLL = 0.1                  # seconds between cancel checks while the child runs
@@ -122,7 +122,7 @@ class PythonSource:
             shutil.rmtree(fresh, ignore_errors=True)
             fresh.mkdir(mode=0o700, parents=True)
         try:
-            tables = self._dump(sink, folder, scratch)
+            tables = self._dump(sink, folder, scratch, workdir)
             if not tables and not any(folder.iterdir()):
                 sink.warn("", f"{self.factory} {self.method}() wrote no file and returned no table")
             DirectorySource(DirectorySourceConfig(name=self.name, path=folder)).write(sink, workdir)
@@ -130,8 +130,9 @@ class PythonSource:
             shutil.rmtree(folder, ignore_errors=True)
             shutil.rmtree(scratch, ignore_errors=True)
 
-    def _dump(self, sink: MemberSink, folder: Path, scratch: Path) -> list[str]:
-        """Run the child to its end; returns the tables it sent. SourceError for every failure."""
+    def _dump(self, sink: MemberSink, folder: Path, scratch: Path, workdir: Path) -> list[str]:
+        """Run the child to its end (its group listed under `workdir`); returns the tables it sent. SourceError
+        for every failure."""
         read_fd, write_fd = os.pipe()
         spec = {"factory": self.factory, "method": self.method, "path": self.path, "channel": write_fd}
         try:
@@ -146,6 +147,15 @@ class PythonSource:
             os.close(write_fd)
         tail, tables = TailReader(proc.stdout), TableWriter(folder)
         tail.start()
+        with listed(proc, workdir):
+            self._supervised(sink, proc, read_fd, tables, tail)
+            signal_group(proc.pid, signal.SIGKILL)     # whatever the application left running
+        self._outcome(proc.returncode, tables, tail)
+        return tables.tables
+
+    def _supervised(self, sink: MemberSink, proc: subprocess.Popen, read_fd: int, tables: TableWriter,
+                    tail: TailReader) -> None:
+        """_supervise; on any failure the child's group is stopped. The channel is closed either way."""
         try:
             self._supervise(sink, proc, read_fd, tables, tail)
         except BaseException:
@@ -155,9 +165,6 @@ class PythonSource:
         finally:
             os.close(read_fd)
             tables.close()
-        signal_group(proc.pid, signal.SIGKILL)     # whatever the application left running
-        self._outcome(proc.returncode, tables, tail)
-        return tables.tables
 
     def _supervise(self, sink: MemberSink, proc: subprocess.Popen, read_fd: int, tables: TableWriter,
                    tail: TailReader) -> None:
