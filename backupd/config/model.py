@@ -26,7 +26,9 @@ class DaemonConfig:
     control_group: str = key(f.string, "backupd", doc="members may use backupctl")
     log_level: str = key(f.one_of("debug", "info", "warning", "error"), "info", doc="least severe level logged")
     log_format: str = key(f.one_of("json", "text"), "json", doc="json (one object per line) or text")
-    stop_timeout: float = key(f.duration, 30.0, doc="a run in progress is cancelled within this time")
+    stop_timeout: float = key(f.duration, 30.0, doc="bounds the whole stop: runs and verifications in progress "
+                              "are cancelled and waited for until its last 10 s (half, if shorter), kept for hooks "
+                              "and pings")
     metrics_file: Path | None = key(f.metrics_path, None,
                                     doc="Prometheus textfile-collector file rewritten at start, after every run "
                                         "and reload and every few minutes (empty: off)")

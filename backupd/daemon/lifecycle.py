@@ -26,13 +26,13 @@ from .listener import Listener, open_listener
 from .monitor import CHECK_EVERY, Monitor
 from .runs import RunManager
 from .scheduler import Scheduler, TriggerFor, cron_trigger, verify_cron_trigger
+from .stop_budget import StopBudget
 from .verifier import Verifications
 from .systemd import Notifier, Watchdog, watchdog_interval
 
 log = logging.getLogger("backupd.daemon")
 ACTIVE_REFRESH = 2.0   # STATUS= refresh while a run is going; idle, the loop sleeps until something happens
 PING_TIMEOUT = 2.0     # the control loop must answer the watchdog's ping within this
-NOTIFY_DRAIN = 10.0    # seconds a stop keeps, once its runs ended or were abandoned, for their hooks and pings
 
 
 # ---- health probes: the watchdog pings only while every probe answers True --------------------------------------
@@ -212,15 +212,18 @@ class Daemon:
         log.info("daemon stopping")
         signals.exit_on_next()
         self.scheduler.shutdown()
-        all_ended = self.runs.stop(self.config.daemon.stop_timeout)
-        self.verifications.stop(self.config.daemon.stop_timeout)
-        drain_until = time.monotonic() + NOTIFY_DRAIN
+        budget = StopBudget.starting(self.config.daemon.stop_timeout)     # one deadline for all that follows
+        self.verifications.cancel()          # they wind down alongside the runs
+        all_ended = self.runs.stop(budget.for_work())
+        if not self.verifications.wait(budget.for_work()):
+            log.warning("verifications did not stop in time; their results are not recorded",
+                        extra={"jobs": self.verifications.active()})
         if not all_ended:
             log.error("runs did not stop in time; recorded as interrupted, their temporary files removed",
                       extra={"timeout": self.config.daemon.stop_timeout})
             abandoned = [run.run_id for run in self.runs.all_active() if run.abandon()]
-            owed_alerts.send_at_stop(self.config, self.history, abandoned, drain_until)
-        notify.drain(max(0.0, drain_until - time.monotonic()))   # the hooks and pings of the runs just ended
+            owed_alerts.send_at_stop(self.config, self.history, abandoned, budget.ends)
+        notify.drain(budget.left())          # the hooks and pings of the runs just ended
         self.monitor.stop()
         self.control.stop()
         self.listener.close()

@@ -1,10 +1,11 @@
 """Scheduled verifications (a job's verify_schedule): each in a thread of its own, at most one per job at a
-time, cancelled when the daemon stops. Each one recorded refreshes the metrics; a copy found damaged fires the
-job's on_failure and /fail (category verify)."""
+time, cancelled when the daemon stops and waited for within the stop's one deadline. Each one recorded
+refreshes the metrics; a copy found damaged fires the job's on_failure and /fail (category verify)."""
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Callable
 
 from ..cancel import CancelToken
@@ -61,12 +62,19 @@ class Verifications:
         with self._lock:
             return list(self._active)
 
-    def stop(self, timeout: float) -> None:
-        """Start none, cancel the ones going, wait up to `timeout` for them."""
+    def cancel(self) -> None:
+        """Start none from now on; cancel the ones going."""
         with self._lock:
             self._closed = True
             active = list(self._active.values())
         for _, cancel in active:
             cancel.cancel("the daemon is stopping")
-        for thread, _ in active:
-            thread.join(timeout)
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to `timeout` s in all for the ones going to end; True if none is left."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            threads = [thread for thread, _ in self._active.values()]
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not self.active()

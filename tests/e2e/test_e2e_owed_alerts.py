@@ -104,11 +104,13 @@ def test_a_run_killed_with_the_daemon_alerts_once_at_the_next_start(tmp_path, st
         assert fail_pings(server) == [f"interrupted: {message}"]
 
 
-@pytest.mark.parametrize("hook_timeout, at_stop", [("5s", True), ("60s", False)])
+@pytest.mark.parametrize("hook_timeout, at_stop", [("1s", True), ("60s", False)])
 def test_a_run_abandoned_at_stop_alerts_once_at_the_stop_or_else_at_the_next_start(tmp_path, start_daemon, slow,
                                                                                     hook_timeout, at_stop):
     with PingServer() as server:
-        daemon = start_daemon(config(tmp_path, server, daemon={"stop_timeout": "1s"}, hook_timeout=hook_timeout))
+        # stop_timeout 8s: the run gets 4 s, less than the 5 s between the source's SIGTERM and SIGKILL, and the
+        # notices the other 4 s, room for a 1 s hook_timeout (plus 2 s for its output), not for a 60 s one
+        daemon = start_daemon(config(tmp_path, server, daemon={"stop_timeout": "8s"}, hook_timeout=hook_timeout))
         run_id = start_slow_run(daemon, server, slow)
         assert daemon.stop(signal.SIGTERM) == 0                         # the run is still going: abandoned
         main = appended(tmp_path / "main.env")
