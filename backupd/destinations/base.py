@@ -10,7 +10,8 @@ Semantics every destination honours (checked by one contract suite, tests/destin
 - delete(name) removes one archive; deleting a name that is absent is not an error (idempotent).
 - Errors are DestinationError with a `kind`; `permanent` says whether retrying can help.
 - `verb` says what store() does, for progress ("storing on" a disk, "uploading to" a remote service);
-  `remote` whether asking it needs the network (the daemon does not at start).
+  `remote` whether asking it needs the network (at start the daemon asks one only about a killed run's
+  archive no longer in the spool, and waits a few seconds at most).
 - clean_debris() removes what an interrupted store left behind (backupd's own partial files, never
   anything else) and returns their names; store() cleans the same way first.
 """

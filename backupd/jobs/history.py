@@ -190,6 +190,10 @@ class History:
             return self._db.execute("INSERT OR IGNORE INTO deletions VALUES (?, ?, ?, ?, ?, ?)",
                                     (archive, destination, job, iso(utc_now()), by, reason)).rowcount == 1
 
+    def forget_deletion(self, archive: str, destination: str) -> None:
+        """A removal recorded as pruning began it did not happen after all (the delete failed)."""
+        self._run("DELETE FROM deletions WHERE archive = ? AND destination = ?", (archive, destination))
+
     def deletions(self, job: str | None = None) -> list[dict]:
         """What pruning removed, oldest first."""
         where, params = ("WHERE job = ?", (job,)) if job else ("", ())

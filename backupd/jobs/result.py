@@ -43,6 +43,8 @@ class DestinationStatus(StrEnum):
     FAILED = "failed"
     PENDING_UPLOAD = "pending-upload"     # kept in the spool; the next run (or --upload-pending) retries
     LOST = "lost"                         # dropped from a full spool before it could be stored here
+    UNKNOWN = "unknown"                   # a killed run's archive, not in the spool: the destination could
+                                          # not be asked at the next start whether it holds it
 
 
 def new_run_id() -> str:

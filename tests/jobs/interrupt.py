@@ -1,10 +1,11 @@
 """Kill a run at a precise point, as SIGKILL or a power cut would: the run goes on in a forked child that
-kills itself right after a destination stored the archive."""
+kills itself right after a destination stored the archive, or as it starts pruning."""
 from __future__ import annotations
 
 import os
 import signal
 
+from backupd.jobs import runner
 from backupd.jobs.actions import store as store_action
 from backupd.jobs.history import History
 from backupd.jobs.result import new_run_id
@@ -13,11 +14,21 @@ from backupd.jobs.runner import Run
 
 def killed_after_storing(config, stores: int = 1, job: str = "main") -> str:
     """Run `job` in a child process SIGKILLed once `stores` destinations stored its archive; the run's id."""
+    return _killed_in_child(config, job, lambda: _die_after(stores))
+
+
+def killed_while_pruning(config, job: str = "main") -> str:
+    """Run `job` in a child process SIGKILLed as it starts pruning (stored everywhere, its spool copy dropped);
+    the run's id."""
+    return _killed_in_child(config, job, _die_at_prune)
+
+
+def _killed_in_child(config, job: str, arm) -> str:
     run_id = new_run_id()
     pid = os.fork()
     if pid == 0:
         try:
-            _die_after(stores)
+            arm()
             Run(config=config, job=config.jobs[job], history=History(config.daemon.state_dir),
                 run_id=run_id).execute()
         finally:
@@ -38,3 +49,8 @@ def _die_after(stores: int) -> None:
             os.kill(os.getpid(), signal.SIGKILL)
         return stored
     store_action.store_one = store_then_die
+
+
+def _die_at_prune() -> None:
+    """In the child only: SIGKILL where the run's prune step begins."""
+    runner.prune_after_run = lambda *args: os.kill(os.getpid(), signal.SIGKILL)

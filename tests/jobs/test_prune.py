@@ -9,12 +9,15 @@ import pytest
 
 from backupd.config import LocalDestinationConfig, load
 from backupd.config.keep import KeepPolicy
+from backupd.destinations.gdrive.destination import DriveDestination
 from backupd.destinations.local import LocalDestination
 from backupd.jobs.actions import prune as prune_action
 from backupd.jobs.history import History
 from backupd.jobs.runner import Run
 from tests.configs import directory_source, job, local_destination, write_config
-from tests.jobs.plant import at_local, backup_meta, context
+from tests.destinations.helpers import gdrive_config
+from tests.fakes.drive import DriveServer
+from tests.jobs.plant import at_local, backup_meta, context, on_drive
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -168,3 +171,19 @@ def test_nothing_is_pruned_when_a_destination_failed_to_store(tmp_path):
     assert [(d.name, d.status) for d in record.destinations] == [("local", "success"), ("broken", "pending-upload")]
     assert archives(good) == sorted([record.archive.name, *old], reverse=True)
     assert History(tmp_path / "state").deletions() == []
+
+
+def test_a_delete_that_fails_leaves_no_removal_recorded(tmp_path):
+    with DriveServer() as drive:
+        config = gdrive_config(drive, drive.write_credentials(tmp_path / "sa.json", drive.oauth.service_account()))
+        planting = DriveDestination(config)
+        names = [on_drive(drive, planting.folder_id(), "daily", NOW - timedelta(days=n)) for n in range(3)]
+        planting.close()
+        before = drive.requests["api"]
+        prune_action.prune_one(context(tmp_path, KeepPolicy(last=1), NOW, dry_run=True), config)
+        listing = drive.requests["api"] - before
+        drive.inject("sa-no-quota", on="api", nth=listing + 2)     # the oldest's DELETE, after its lookup
+        plan = prune_action.prune_one(context(tmp_path, KeepPolicy(last=1), NOW), config)
+        held = sorted((f.name for f in drive.files.values() if f.content is not None), reverse=True)
+    assert plan.error.startswith(f"cannot remove {names[2]}: ") and plan.removed == []
+    assert held == names and History(tmp_path / "state").deletions() == []

@@ -228,10 +228,6 @@ def test_sigkill_at_random_points_never_loses_or_corrupts_a_backup(scene, tmp_pa
     figures(**found, local_copy=("tmpfs, another file system" if refused is None else f"skipped: {refused}"))
 
 
-@pytest.mark.xfail(strict=False, reason="defect: a kill after the Drive upload finished and the spool copy was "
-                   "dropped (here: while pruning) records the Drive as 'stopped before the archive was stored "
-                   "here' though it holds it: results are saved only at the run's end and the restart never "
-                   "looks at remote destinations")
 @pytest.mark.timeout(300)
 def test_sigkill_while_pruning_keeps_the_record_and_the_audit_trail_true(scene, tmp_path, figures):
     scene, rng, _ = scene

@@ -123,7 +123,8 @@ def _newest_ok(plan: PrunePlan, now: datetime) -> str | None:
 
 
 def _remove(ctx: PruneContext, destination, plan: PrunePlan, now: datetime, extra: dict) -> None:
-    """Delete what the plan does not keep, oldest first, recording each; stop at the first error."""
+    """Delete what the plan does not keep, oldest first, each recorded as its delete begins (the next prune
+    finishes one a kill cut short); stop at the first error."""
     newest = _newest_ok(plan, now)
     policy = ctx.job.keep.describe()
     for decision in reversed(plan.decisions):
@@ -137,14 +138,16 @@ def _remove(ctx: PruneContext, destination, plan: PrunePlan, now: datetime, extr
         if ctx.cancel is not None and ctx.cancel.cancelled:
             plan.error = f"stopped before removing everything: {ctx.cancel.reason}"
             return
+        reason = f"{decision.reason} ({policy})"
+        # recorded first: a kill during the delete never leaves a removal the audit trail does not tell
+        ctx.history.record_deletion(name, plan.destination, ctx.job.name, ctx.by, reason)
         try:
             destination.delete(name)
         except (DestinationError, OSError) as exc:
+            ctx.history.forget_deletion(name, plan.destination)
             plan.error = f"cannot remove {name}: {exc}"
             log.error("prune cannot remove a backup", extra={**extra, "archive": name, "error": str(exc)})
             return
-        reason = f"{decision.reason} ({policy})"
-        ctx.history.record_deletion(name, plan.destination, ctx.job.name, ctx.by, reason)
         plan.removed.append(name)
         log.info("backup pruned", extra={**extra, "archive": name, "reason": reason,
                                          "backup_created": iso(decision.backup.created)})

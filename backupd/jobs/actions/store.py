@@ -24,7 +24,7 @@ class StoreContext:
 
     destinations: Mapping[str, DestinationConfig]   # every configured destination, by name
     state_dir: Path
-    history: History            # destinations that failed are recorded as pending uploads
+    history: History            # failed destinations are recorded as pending uploads; each result is saved
     cancel: CancelToken
     progress: StageProgress
     log_extra: dict
@@ -35,7 +35,8 @@ def store_everywhere(ctx: StoreContext, names, path: Path, meta: ArchiveMeta, re
     be kept for a later upload.
 
     Any failed destination keeps the archive pending: a quota or credential fixed by the operator
-    lets the next run deliver it."""
+    lets the next run deliver it. The record is saved as each destination's result is known, so a kill
+    later in the run (after the spool copy is gone) finds where the archive was stored."""
     keep = False
     for name in names:
         result = DestinationResult(name=name)
@@ -46,6 +47,7 @@ def store_everywhere(ctx: StoreContext, names, path: Path, meta: ArchiveMeta, re
                 ctx.history.hold_pending(meta.name, name, result.error)
             result.status = DestinationStatus.PENDING_UPLOAD
             keep = True
+        ctx.history.save(record)
     failed = [r for r in record.destinations if r.status != DestinationStatus.SUCCESS]
     if failed:
         first = failed[0]
