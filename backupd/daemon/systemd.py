@@ -10,6 +10,10 @@ from typing import Callable
 import sdnotify
 
 LISTEN_FDS_START = 3
+# Seconds a message waits for room in a full NOTIFY_SOCKET queue (systemd lagging), then it is dropped: the main
+# loop sends STATUS= between waits for signals, so an unbounded send left a SIGTERM unanswered while it blocked.
+SEND_TIMEOUT = 0.5          # STATUS=, STOPPING=1, WATCHDOG=1: the next one says it again
+STATE_SEND_TIMEOUT = 5.0    # READY=1, RELOADING=1, EXTEND_TIMEOUT_USEC=: systemd waits for these
 _ACTIVATION_VARS = ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES")
 
 
@@ -22,7 +26,8 @@ class Notifier:
     """Sends sd_notify messages through sdnotify.SystemdNotifier to $NOTIFY_SOCKET; does nothing when it is unset.
 
     The SystemdNotifier is made when NOTIFY_SOCKET is read (here, not at import) and again after a failed send.
-    Errors never leave this class: a notification must never take the daemon down.
+    Errors never leave this class: a notification must never take the daemon down, nor block it for longer
+    than its send timeout.
     """
 
     def __init__(self) -> None:
@@ -45,22 +50,23 @@ class Notifier:
     def enabled(self) -> bool:
         return self.address is not None
 
-    def notify(self, *fields: str) -> bool:
-        """Send one message made of KEY=VALUE fields; True if it was sent."""
+    def notify(self, *fields: str, timeout: float = SEND_TIMEOUT) -> bool:
+        """Send one message made of KEY=VALUE fields, waiting at most `timeout` s for room; True if it was sent."""
         message = _as_latin1("\n".join(fields))
         with self._lock:
             systemd = self._connect()
             if systemd is None:
                 return False
             try:
+                systemd.socket.settimeout(timeout)
                 systemd.notify(message)
-            except Exception:   # OSError mostly (systemd went away); reconnect at the next message
+            except Exception:   # OSError mostly (systemd went away, or no room in time); reconnect at the next message
                 self._drop()
                 return False
         return True
 
     def ready(self, status: str | None = None) -> bool:
-        return self.notify("READY=1", *_status_field(status))
+        return self.notify("READY=1", *_status_field(status), timeout=STATE_SEND_TIMEOUT)
 
     def status(self, text: str) -> bool:
         return self.notify(*_status_field(text))
@@ -68,7 +74,7 @@ class Notifier:
     def reloading(self, status: str | None = None) -> bool:
         """RELOADING=1 with the CLOCK_MONOTONIC timestamp systemd 253+ needs for Type=notify-reload."""
         usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
-        return self.notify("RELOADING=1", f"MONOTONIC_USEC={usec}", *_status_field(status))
+        return self.notify("RELOADING=1", f"MONOTONIC_USEC={usec}", *_status_field(status), timeout=STATE_SEND_TIMEOUT)
 
     def stopping(self, status: str | None = None) -> bool:
         return self.notify("STOPPING=1", *_status_field(status))
@@ -78,7 +84,7 @@ class Notifier:
 
     def extend_timeout(self, seconds: float) -> bool:
         """Ask systemd for `seconds` more before the current start/stop/reload times out."""
-        return self.notify(f"EXTEND_TIMEOUT_USEC={int(seconds * 1_000_000)}")
+        return self.notify(f"EXTEND_TIMEOUT_USEC={int(seconds * 1_000_000)}", timeout=STATE_SEND_TIMEOUT)
 
     def _drop(self) -> None:
         if self._systemd is not None and self._systemd.socket is not None:

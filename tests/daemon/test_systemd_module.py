@@ -12,6 +12,7 @@ import time
 import pytest
 
 from backupd.daemon import systemd
+from tests.e2e.daemon_harness import NotifyReceiver
 from tests.waiting import wait_for
 
 
@@ -127,6 +128,23 @@ def test_a_vanished_socket_is_a_failed_send_not_an_error(tmp_path, notifier_at):
         assert notifier.ready()
     path.unlink()
     assert notifier.status("nobody listens") is False
+
+
+def test_a_full_queue_drops_the_message_instead_of_blocking(tmp_path, notifier_at):
+    receiver = NotifyReceiver(tmp_path / "behind.sock")
+    try:
+        notifier = notifier_at(str(receiver.path))
+        receiver.fill()                                 # systemd behind on reading: no room for one more
+        sent: list[bool] = []
+        sender = threading.Thread(target=lambda: sent.append(notifier.status("behind")), daemon=True)
+        sender.start()
+        sender.join(timeout=30)
+        assert not sender.is_alive() and sent == [False]
+        receiver.drain()
+        assert notifier.status("caught up")            # a new connection once there is room again
+        assert receiver.drain()[-1][1] == {"STATUS": "caught up"}
+    finally:
+        receiver.close()
 
 
 @pytest.mark.parametrize(

@@ -43,8 +43,37 @@ class NotifyReceiver:
             return None
         return wait_for(found, timeout=timeout, what=f"{key}={value or '*'} from the daemon")
 
+    def fill(self) -> int:
+        """Queue datagrams until the socket takes no more, as when systemd is behind on reading: a sender that
+        waits for room now waits until drain(). Returns how many were queued."""
+        fillers: list[socket.socket] = []
+        queued = 0
+        try:
+            while True:
+                fillers.append(socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM))
+                sent = _send_until_refused(fillers[-1], self.path)
+                if sent == 0:           # a fresh sender gets no room: the queue itself is full
+                    return queued
+                queued += sent
+        finally:
+            for filler in fillers:
+                filler.close()
+
     def close(self) -> None:
         self.sock.close()
+
+
+def _send_until_refused(sender: socket.socket, path: Path) -> int:
+    """How many datagrams `sender` queues at `path` before there is no room (in its own buffer or the queue)."""
+    sender.setblocking(False)
+    sender.connect(str(path))
+    sent = 0
+    try:
+        while True:
+            sender.send(b"FILLER=1")
+            sent += 1
+    except BlockingIOError:
+        return sent
 
 
 class Daemon:

@@ -18,6 +18,7 @@ from tests.waiting import wait_for
 
 QUICK = ["sh", "-c", "echo quick"]
 SLOW = ["sh", "-c", "echo started; exec sleep 600"]
+STOPS, STOP_BOUND = 5, 10.0     # stops in a row; seconds each may take, half the configured stop_timeout
 
 
 def config(tmp_path: Path, schedule="0 3 * * *", command=QUICK, daemon: dict | None = None, **job_keys) -> Path:
@@ -84,6 +85,20 @@ def test_sigterm_during_a_run_leaves_nothing_partial(tmp_path, start_daemon):
     daemon.start()
     record = runs(daemon)[0]
     assert record["run_id"] == run_id and record["status"] == "interrupted", record
+
+
+def test_sigterm_right_after_runs_is_answered_while_systemd_lags(tmp_path, start_daemon):
+    """A NOTIFY_SOCKET with no room (systemd behind on reading) costs STATUS= messages, never the answer to
+    SIGTERM: the main loop used to block in the send, and a stop then waited for ever."""
+    daemon = start_daemon(config(tmp_path))      # stop_timeout 20s
+    for attempt in range(STOPS):
+        if attempt:
+            daemon.start()
+        assert daemon.notify.fill() > 0
+        for _ in range(2):
+            daemon.ctl("trigger", "--wait", check=True)
+        assert daemon.stop(signal.SIGTERM, timeout=STOP_BOUND) == 0     # raises if it takes longer
+    assert [r["status"] for r in runs(daemon.start())] == ["success"] * 2 * STOPS
 
 
 def test_crash_during_a_run_is_marked_interrupted_at_next_start(tmp_path, start_daemon):
