@@ -75,9 +75,12 @@ class Daemon:
         self.listener: Listener | None = None
         self.control: ControlServer | None = None
         self.watchdog: Watchdog | None = None
+        self._signals: _SignalRecorder | None = None
 
     # ---- start -------------------------------------------------------------------------------
     def start(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self._signals = _SignalRecorder(self._wake_w)   # a SIGTERM during start is kept for serve()
         state_dir = self.config.daemon.state_dir
         self.notifier.status("recovering interrupted runs")
         self._lock_state_dir(state_dir)
@@ -145,7 +148,7 @@ class Daemon:
     # ---- the main loop -----------------------------------------------------------------------
     def serve(self) -> int:
         """Block until SIGTERM/SIGINT; handle SIGHUP as reload. Returns the exit code."""
-        signals = _SignalRecorder(self._wake_w)
+        signals = self._signals or _SignalRecorder(self._wake_w)
         try:
             while True:
                 self.notifier.status(self.status_text())
@@ -240,8 +243,8 @@ class _SignalRecorder:
     HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
     def __init__(self, wake_w: socket.socket):
-        self._previous = {signum: signal.signal(signum, self._record) for signum in self.HANDLED}
-        self._old_fd = signal.set_wakeup_fd(wake_w.fileno(), warn_on_full_buffer=False)
+        self._old_fd = signal.set_wakeup_fd(wake_w.fileno(), warn_on_full_buffer=False)   # before the handlers:
+        self._previous = {signum: signal.signal(signum, self._record) for signum in self.HANDLED}  # none lost
         self._exit_now = False
 
     def _record(self, signum, frame) -> None:

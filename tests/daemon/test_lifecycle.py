@@ -1,6 +1,9 @@
 """The Daemon's parts and its health: the probes it is given decide whether the watchdog pings."""
 from __future__ import annotations
 
+import os
+import signal
+
 import pytest
 
 from backupd import config as config_module
@@ -36,3 +39,13 @@ def test_healthy_only_while_every_probe_says_so(config, answers, healthy):
     daemon = Daemon(config, health_probes=[probe(answer) for answer in answers])
     assert daemon.healthy() is healthy
     assert all(asked_daemon is daemon for asked_daemon in asked)
+
+
+def test_a_sigterm_between_start_and_serve_is_kept_and_stops_the_daemon_cleanly(config):
+    """The signal handlers are in place from the first line of start(): a SIGTERM that arrives before the
+    main loop runs (say, right after READY=1) is a clean stop, not death by the default action."""
+    daemon = Daemon(config)
+    daemon.start()
+    os.kill(os.getpid(), signal.SIGTERM)   # before serve(): the handler records it in the wake socket
+    assert daemon.serve() == 0
+    assert daemon.history is not None and not daemon.runs.all_active()
