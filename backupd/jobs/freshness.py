@@ -97,7 +97,8 @@ def judge(job: JobConfig, history: History, now: datetime | None = None,
 
 def check_stale(config: Config, history: History, now: datetime | None = None) -> list[str]:
     """For each job with alert_after: open a stale episode (an error logged, on_failure and /fail with category
-    'stale') when it has not succeeded for that long, at most once until a later success closes it.
+    'stale') when it has not succeeded for that long, at most once until a later success closes it (one within
+    alert_after: a success in the very second of the alert too).
     The jobs whose episode opened now."""
     now = now or utc_now()
     opened = []
@@ -108,7 +109,7 @@ def check_stale(config: Config, history: History, now: datetime | None = None) -
         success = history.last_success(job.name)
         since = finished_at(success) if success else watched
         episode = history.stale_since(job.name)
-        if episode is not None and since > episode:
+        if episode is not None and success is not None and _ends(episode, since, seconds_since(since, now), job):
             history.set_stale(job.name, None)
             log.info("job is fresh again", extra={"job": job.name, "last_success": iso(since)})
         elif episode is None and seconds_since(since, now) > job.alert_after:
@@ -116,6 +117,12 @@ def check_stale(config: Config, history: History, now: datetime | None = None) -
             opened.append(job.name)
             _alert(job, since if success else None, seconds_since(since, now))
     return opened
+
+
+def _ends(episode: datetime, success: datetime, age: float, job: JobConfig) -> bool:
+    """Whether the last success ends the open episode: it came after the alert, or it is within alert_after.
+    The trail keeps whole seconds, so a success in the very second of the alert is known by its age."""
+    return success > episode or age <= job.alert_after
 
 
 def _alert(job: JobConfig, success: datetime | None, age: float) -> None:

@@ -44,6 +44,19 @@ def test_stale_fires_once_per_episode_and_again_only_after_a_success(tmp_path):
     assert fired(alerts) == ["daily stale", "daily stale"]
 
 
+def test_a_success_in_the_very_second_of_the_alert_ends_the_episode(tmp_path):
+    config, history, alerts = setup(tmp_path, alert_after="26h")
+    saved_run(history, "daily", ago=30 * HOUR)
+    now = utc_now().replace(microsecond=999999)                      # the trail keeps whole seconds of both
+    assert check_stale(config, history, now) == ["daily"]
+    success = saved_run(history, "daily")
+    success.started, success.ended = now - HOUR, history.stale_since("daily")   # ended in the alert's second
+    history.save(success)
+    assert check_stale(config, history, now) == []
+    assert history.stale_since("daily") is None
+    assert fired(alerts) == ["daily stale"]
+
+
 def test_a_job_that_never_succeeded_goes_stale_counted_from_its_first_check(tmp_path):
     config, history, alerts = setup(tmp_path, alert_after="2h")
     saved_run(history, "daily", Status.FAILED, ago=HOUR)
