@@ -54,8 +54,9 @@ class Channel:
 class Pipeline:
     """Stages in their own threads, each reading one channel; the first error is kept in `error`."""
 
-    def __init__(self) -> None:
+    def __init__(self, stage_error: Callable[[str, BaseException], BaseException] | None = None) -> None:
         self.error: BaseException | None = None
+        self._stage_error = stage_error     # (stage name, its exception) -> what the pipeline fails with
         self._lock = threading.Lock()
         self._channels: list[Channel] = []
         self._threads: list[threading.Thread] = []
@@ -69,12 +70,12 @@ class Pipeline:
               finish: Callable[[], None] | None = None, outbox: Channel | None = None) -> None:
         """Start a thread that calls handle(item) for each item of `inbox`; at END it calls finish() and
         puts END into `outbox` (the next stage's inbox, if any)."""
-        thread = threading.Thread(target=self._run_stage, args=(inbox, handle, finish, outbox),
+        thread = threading.Thread(target=self._run_stage, args=(name, inbox, handle, finish, outbox),
                                   name=name, daemon=True)
         self._threads.append(thread)
         thread.start()
 
-    def _run_stage(self, inbox: Channel, handle, finish, outbox: Channel | None) -> None:
+    def _run_stage(self, name: str, inbox: Channel, handle, finish, outbox: Channel | None) -> None:
         try:
             while (item := inbox.get()) is not END:
                 handle(item)
@@ -85,7 +86,7 @@ class Pipeline:
         except Stopped:
             pass
         except BaseException as exc:    # ends the whole pipeline; the producer raises it
-            self.fail(exc)
+            self.fail(exc if self._stage_error is None else self._stage_error(name, exc))
 
     def fail(self, exc: BaseException) -> None:
         """Fail the pipeline with `exc` (the first error is kept) and wake every waiting thread."""

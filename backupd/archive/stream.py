@@ -46,6 +46,16 @@ def _write_all(file, data) -> None:
                 written += file.write(view[written:])
 
 
+def _stage_write_error(stage: str, exc: BaseException, file) -> BaseException:
+    """A stage's OSError (zstd's write or end-of-frame flush, ...) is the archive's WriteError naming the
+    stage and the archive file, so it is never taken for a source's read error or an unexpected one."""
+    if not isinstance(exc, OSError) or isinstance(exc, WriteError):
+        return exc
+    error = WriteError(exc.errno, f"{exc.strerror or exc} (in the {stage} stage)", getattr(file, "name", None))
+    error.__cause__ = exc
+    return error
+
+
 class _Writer:
     """The last stage: hashes each piece of zstd's output (hashlib releases the GIL on large buffers), writes
     it to the file and starts its writeback to disk; its errors are WriteErrors naming the file."""
@@ -111,7 +121,7 @@ class CompressedStream:
 
     def __init__(self, file, level: int, threads: int = -1, encryptor=None) -> None:
         params = zstandard.ZstdCompressionParameters.from_level(level, threads=threads, job_size=JOB_SIZE)
-        self._pipeline = Pipeline()
+        self._pipeline = Pipeline(stage_error=lambda stage, exc: _stage_write_error(stage, exc, file))
         self._free: queue.Queue = queue.Queue()
         out_free: queue.Queue = queue.Queue()
         to_compressor, to_writer = self._pipeline.channel(DEPTH), self._pipeline.channel(OUT_DEPTH)

@@ -48,15 +48,32 @@ class LocalDestination:
                 existing = self._existing(final, meta)
                 if existing:
                     return existing
-                self._write_sidecar(meta)
-                partial = self.root / f"{PARTIAL_PREFIX}{meta.name}"
-                self._place(archive, partial, meta, progress)
-                os.replace(partial, final)
-                fsync_directory(self.root)
+                self._put_in_place(archive, final, meta, progress)
         except OSError as exc:
             raise DestinationError(f"local destination '{self.name}': cannot write {final}: "
                                    f"{exc.strerror}", kind=_kind(exc), permanent=True) from None
         return self._stored(final, meta.__dict__)
+
+    def _put_in_place(self, archive: Path, final: Path, meta: ArchiveMeta,
+                      progress: ProgressCallback | None) -> None:
+        """Sidecar first (an archive is never there without it), then the archive; a failure (a full disk, a
+        cancel, a bad copy) removes the partial copy and the sidecar the archive did not get to."""
+        partial = self.root / f"{PARTIAL_PREFIX}{meta.name}"
+        try:
+            self._write_sidecar(meta)
+            self._place(archive, partial, meta, progress)
+            os.replace(partial, final)
+            fsync_directory(self.root)
+        except BaseException:
+            self._forget(partial, final)
+            raise
+
+    def _forget(self, partial: Path, final: Path) -> None:
+        """Remove a failed store's partial copy, and its sidecar unless the archive is in place; never raises."""
+        doomed = [partial] if final.exists() else [partial, final.with_name(final.name + SIDECAR)]
+        for path in doomed:
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
 
     @contextlib.contextmanager
     def _storing(self):

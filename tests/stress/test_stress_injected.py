@@ -129,22 +129,10 @@ STAGES = {
 
 class Misreported(AssertionError):
     """The run's category, message or destination was not as the issue asks (collected to the test's end, so
-    every other check still runs; a known product bug xfails on this alone)."""
+    every other check still runs)."""
 
 
-KNOWN_BUGS = {
-    "compressor-write": "product bug: an OSError of the compressor stage reaching the reader during a large "
-                        "file's read is reported as that file unreadable (category source): ArchiveWriter."
-                        "_from_fd's `except OSError` turns every pipeline error that is not a WriteError into "
-                        "a SourceError",
-    "compressor-flush": "product bug: an OSError of zstd's end-of-frame flush leaves close() as a bare OSError, "
-                        "outside every source: the run fails as 'internal: unexpected error', not archive",
-    "destination-copy": "product bug: a local store that fails mid-copy leaves its sidecar (.meta.json without "
-                        "its archive) at the destination until the next store cleans it",
-}
-CASES = [pytest.param(stage, name, id=f"{stage}-{name}", marks=[pytest.mark.xfail(
-             stage in KNOWN_BUGS, reason=KNOWN_BUGS.get(stage, ""), raises=Misreported, strict=False)])
-         for stage in STAGES for name in ERRNOS]
+CASES = [pytest.param(stage, name, id=f"{stage}-{name}") for stage in STAGES for name in ERRNOS]
 
 
 def fill(data: Path) -> None:
