@@ -33,15 +33,13 @@ def random_files(folder: Path, size: int, seed: int) -> None:
 def fill(path: Path, leave: int = 0) -> int:
     """Write `path` until its file system has at most `leave` bytes free; the bytes written."""
     written = 0
-    with open(path, "wb") as out:
-        while (free := shutil.disk_usage(path.parent).free) > leave:
+    with open(path, "wb", buffering=0) as out:   # unbuffered: a write the daemon's use made too big fails here,
+        while (free := shutil.disk_usage(path.parent).free) > leave:   # not again at close
             try:
-                out.write(b"\0" * min(MiB, free - leave))
-                out.flush()
+                written += out.write(b"\0" * min(MiB, free - leave))
             except OSError as exc:
                 assert exc.errno == errno.ENOSPC, exc
                 break
-            written += min(MiB, free - leave)
     return written
 
 
