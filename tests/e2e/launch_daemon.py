@@ -1,7 +1,7 @@
 """Start the real backupd with parts that only tests give it, each named by an option.
 
     python tests/e2e/launch_daemon.py [--fire-every SECONDS] [--verify-every SECONDS] [--stall-while FILE] \
-        -- BACKUPD_ARGS...
+        [--term-grace SECONDS] -- BACKUPD_ARGS...
 
 After `--` comes backupd's own command line: the daemon is built and run by backupd's own entry point, with
 the parts chosen here handed to it in place of the product's (nothing in the product reads them from the
@@ -19,7 +19,7 @@ from backupd.cli import daemon_main
 from backupd.daemon.lifecycle import DEFAULT_HEALTH_PROBES
 
 USAGE = ("usage: launch_daemon.py [--fire-every SECONDS] [--verify-every SECONDS] [--stall-while FILE] "
-         "-- BACKUPD_ARGS...")
+         "[--term-grace SECONDS] -- BACKUPD_ARGS...")
 
 
 def fire_every(seconds: str) -> dict:
@@ -40,8 +40,17 @@ def stall_while(path: str) -> dict:
     return {"health_probes": (*DEFAULT_HEALTH_PROBES, lambda daemon: not stall_file.exists())}
 
 
+def term_grace(seconds: str) -> dict:
+    """Sources' children get SECONDS (not the product's 5 s) between SIGTERM and SIGKILL: a test that needs a
+    child outliving a stop's share for runs does not race that grace on a loaded machine."""
+    from backupd.sources import process
+    process.TERM_GRACE = float(seconds)
+    return {}
+
+
 # option -> function(its value) -> keyword arguments for the Daemon
-PARTS = {"--fire-every": fire_every, "--verify-every": verify_every, "--stall-while": stall_while}
+PARTS = {"--fire-every": fire_every, "--verify-every": verify_every, "--stall-while": stall_while,
+         "--term-grace": term_grace}
 
 
 def parse(argv: list[str]) -> tuple[dict, list[str]]:

@@ -108,9 +108,11 @@ def test_a_run_killed_with_the_daemon_alerts_once_at_the_next_start(tmp_path, st
 def test_a_run_abandoned_at_stop_alerts_once_at_the_stop_or_else_at_the_next_start(tmp_path, start_daemon, slow,
                                                                                     hook_timeout, at_stop):
     with PingServer() as server:
-        # stop_timeout 8s: the run gets 4 s, less than the 5 s between the source's SIGTERM and SIGKILL, and the
-        # notices the other 4 s, room for a 1 s hook_timeout (plus 2 s for its output), not for a 60 s one
-        daemon = start_daemon(config(tmp_path, server, daemon={"stop_timeout": "8s"}, hook_timeout=hook_timeout))
+        # stop_timeout 8s: the run gets 4 s, far less than the 60 s the launcher sets between the source's SIGTERM
+        # and SIGKILL, and the notices the other 4 s, room for a 1 s hook_timeout (plus 2 s for its output), not for
+        # a 60 s one
+        daemon = start_daemon(config(tmp_path, server, daemon={"stop_timeout": "8s"}, hook_timeout=hook_timeout),
+                              launch=("--term-grace", "60"))
         run_id = start_slow_run(daemon, server, slow)
         assert daemon.stop(signal.SIGTERM) == 0                         # the run is still going: abandoned
         main = appended(tmp_path / "main.env")
