@@ -51,7 +51,7 @@ def shown(name: str) -> str:
 
 
 class _Extractor:
-    """Writes the members of one archive into the staging folder."""
+    """Creates the members of one archive in the staging folder (a file's data is the sink's to write)."""
 
     def __init__(self, target: Target, selection: Selection, keep_owners: bool, summary: RestoreSummary) -> None:
         self.chain = DirChain(target.staging_fd, keep_owners)
@@ -101,12 +101,11 @@ class _Extractor:
         return (member.uid, member.gid) if self.keep_owners else (None, None)
 
     def file(self, member: Member, parts: list[str]) -> tuple[int, tuple]:
-        attributes = (self._bits(member), *self._owner(member), member.mtime_ns)
         parent, name = self.chain.enter(parts[:-1]), parts[-1]
         fd = _create(lambda: os.open(name, FILE_FLAGS, 0o600, dir_fd=parent), parent, name, parts)
         self.summary.files += 1
         self.summary.bytes += member.size
-        return fd, attributes
+        return fd, (self._bits(member), *self._owner(member), member.mtime_ns)
 
     def directory(self, member: Member, parts: list[str]) -> None:
         self.chain.enter(parts)

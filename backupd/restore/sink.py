@@ -6,7 +6,8 @@ attributes and closes it, and logs each member for the check against MANIFEST.js
 hashlib and os.write release the GIL on large buffers, so the two threads (and the decompressor) share
 the cores. The data goes over in batches of about BATCH_BYTES (or BATCH_MEMBERS small members): the
 pieces are views of the decompressed chunks, kept alive by the batch, so at most DEPTH batches are
-waiting. A failure in the writer is raised in the extracting thread at its next hand-over or at finish()."""
+waiting, and at most MAX_OPEN files are open (far below the usual limit of 1024 descriptors). A failure
+in the writer is raised in the extracting thread at its next hand-over or at finish()."""
 from __future__ import annotations
 
 import hashlib
@@ -19,8 +20,9 @@ from .reader import ArchiveReader, Member
 from .staging import apply_attributes
 
 BATCH_BYTES = 1 << 20
-BATCH_MEMBERS = 256
-DEPTH = 8
+BATCH_MEMBERS = 32
+DEPTH = 4
+MAX_OPEN = (DEPTH + 2) * BATCH_MEMBERS     # the batches waiting, the writer's and the one being filled
 _END = None
 
 # (member, descriptor or None, data pieces, attributes or None, the member's last entry); a member larger
