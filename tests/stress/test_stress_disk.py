@@ -8,7 +8,9 @@ import errno
 import os
 import random
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -41,6 +43,20 @@ def fill(path: Path, leave: int = 0) -> int:
                 assert exc.errno == errno.ENOSPC, exc
                 break
     return written
+
+
+def frozen_once(pid: int, condition, what: str, timeout: float = 30.0) -> None:
+    """Let the daemon run in slices of a few milliseconds, frozen (SIGSTOP) in between, until `condition()` holds
+    while it is frozen: the run is caught mid-archive however loaded the machine is. Leaves the daemon frozen."""
+    deadline = time.monotonic() + timeout
+    os.kill(pid, signal.SIGSTOP)
+    while not condition():
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGCONT)
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        os.kill(pid, signal.SIGCONT)
+        time.sleep(0.002)          # one slice of the daemon's time, not a wait for an event
+        os.kill(pid, signal.SIGSTOP)
 
 
 def shown(record: dict, tmp_path: Path) -> str:
@@ -99,8 +115,11 @@ def test_a_spool_filled_while_the_archive_is_written_fails_the_run_cleanly(tmp_p
     filler = spool / "filler"
     partial_seen = lambda: any(p.stat().st_size > 0 for p in spool.glob("*.partial"))
     run_id = probes.call(daemon.socket, "trigger")["run_id"]
-    wait_for(partial_seen, "the archive to be written", timeout=30, interval=0.001)
-    filled = fill(filler)
+    frozen_once(daemon.proc.pid, partial_seen, "the archive to be written")
+    try:
+        filled = fill(filler)
+    finally:
+        os.kill(daemon.proc.pid, signal.SIGCONT)
     record = wait_for(lambda: next((r for r in probes.call(daemon.socket, "history")["runs"]
                                     if r["run_id"] == run_id and r["status"] != "running"), None),
                       "the run to end", timeout=30)
