@@ -18,6 +18,7 @@ SPOOL_IN_MEMORY = 4 << 20       # scratch files stay in memory up to this size
 LOG_BLOCK = 1 << 20             # the member log is read back in blocks of this size
 PARSE_LINES = 1000              # manifest member lines parsed at a time
 _RECORD = struct.Struct("<BIIQ32s")     # kind length, name length, target length, size, digest
+_ENCODING = ("utf-8", "surrogateescape")
 _MEMBERS_OPEN, _MEMBERS_CLOSE = b'"members": [', (b"],", b"]")
 
 
@@ -83,8 +84,8 @@ class ArchiveCheck:
         """Log a member whose data has been read (or skipped): its sha256 is known."""
         if self._manifest is not None:
             raise ArchiveError(f"member {member.name!r} follows {MANIFEST_NAME}, which must be last")
-        name, kind, target = (s.encode("utf-8", "surrogateescape") for s in
-                              (member.name.removesuffix("/"), member.type, member.linkname))
+        name, kind = member.name.removesuffix("/").encode(*_ENCODING), member.type.encode(*_ENCODING)
+        target = member.linkname.encode(*_ENCODING)
         digest = bytes.fromhex(member.sha256) if member.type == "file" else bytes(32)
         self._log.write(_RECORD.pack(len(kind), len(name), len(target), member.size, digest)
                         + kind + name + target)
@@ -121,7 +122,7 @@ class ArchiveCheck:
 
 
 def _text(raw: bytes) -> str:
-    return raw.decode("utf-8", "surrogateescape")
+    return raw.decode(*_ENCODING)
 
 
 def manifest_entries(file: BinaryIO) -> Iterator[Record]:

@@ -23,8 +23,7 @@ from .check import ArchiveCheck, VerifyReport
 from .feed import StoredBytes
 from .reader import ArchiveError, ArchiveReader, Member
 from .rules import REFUSED_TYPES, Refused, Selection, parts_of, special_bits_message, symlink_problem
-from .sink import Sink
-from .staging import DirChain, RestoreError, Target, open_dir
+from .staging import DirChain, RestoreError, Target, apply_attributes, open_dir
 
 __all__ = ["RestoreError", "RestoreSummary", "extract_archive"]
 
@@ -51,9 +50,11 @@ def shown(name: str) -> str:
 
 
 class _Extractor:
-    """Creates the members of one archive in the staging folder (a file's data is the sink's to write)."""
+    """Writes the members of one archive into the staging folder."""
 
-    def __init__(self, target: Target, selection: Selection, keep_owners: bool, summary: RestoreSummary) -> None:
+    def __init__(self, reader: ArchiveReader, target: Target, selection: Selection, keep_owners: bool,
+                 summary: RestoreSummary) -> None:
+        self.reader = reader
         self.chain = DirChain(target.staging_fd, keep_owners)
         self.root_fd = target.staging_fd
         self.selection = selection
@@ -63,26 +64,23 @@ class _Extractor:
         self.handlers = {"file": self.file, "dir": self.directory, "symlink": self.symlink,
                          "hardlink": self.hardlink}
 
-    def member(self, member: Member) -> tuple[int, tuple] | None:
-        """Extract `member`; for a regular file, (its new descriptor, the attributes to give it once its
-        data is written) is returned, the data left to the caller."""
+    def member(self, member: Member) -> None:
         try:
             parts = parts_of(member.name)
             if not parts:
-                return None                 # './': the restore folder itself
+                return                      # './': the restore folder itself
             if not self.selection(parts):
                 self.summary.skipped += 1
-                return None
+                return
             self._check_parents(parts)
             handler = self.handlers.get(member.type)
             if handler is None:
                 raise Refused(REFUSED_TYPES.get(member.type, f"unsupported member type {member.type}"))
-            return handler(member, parts)
+            handler(member, parts)
         except Refused as reason:
             self.summary.refused.append(f"{shown(member.name)}: {reason}")
             if parts_ok := _quiet_parts(member.name):
                 self.refused_names.add(tuple(parts_ok))
-        return None
 
     def _check_parents(self, parts: list[str]) -> None:
         if self.refused_names:
@@ -100,12 +98,19 @@ class _Extractor:
     def _owner(self, member: Member) -> tuple[int | None, int | None]:
         return (member.uid, member.gid) if self.keep_owners else (None, None)
 
-    def file(self, member: Member, parts: list[str]) -> tuple[int, tuple]:
+    def file(self, member: Member, parts: list[str]) -> None:
         parent, name = self.chain.enter(parts[:-1]), parts[-1]
         fd = _create(lambda: os.open(name, FILE_FLAGS, 0o600, dir_fd=parent), parent, name, parts)
+        try:
+            write = os.write
+            for piece in self.reader.chunks():
+                while piece:
+                    piece = piece[write(fd, piece):]
+            apply_attributes(fd, self._bits(member), *self._owner(member), member.mtime_ns)
+        finally:
+            os.close(fd)
         self.summary.files += 1
         self.summary.bytes += member.size
-        return fd, (self._bits(member), *self._owner(member), member.mtime_ns)
 
     def directory(self, member: Member, parts: list[str]) -> None:
         self.chain.enter(parts)
@@ -194,10 +199,10 @@ def extract_archive(stream: BinaryIO | Iterable[bytes], target: os.PathLike | st
     selection = Selection(sources, paths)
     summary = RestoreSummary()
     staged = Target(target, force)
-    reader = ArchiveReader(stream, progress=progress, hash_members=False, hash_input=stored is None)
+    reader = ArchiveReader(stream, progress=progress, hash_input=stored is None)
     check = ArchiveCheck()
     try:
-        extractor = _Extractor(staged, selection, keep_owners, summary)
+        extractor = _Extractor(reader, staged, selection, keep_owners, summary)
         try:
             _extract_all(reader, check, extractor)
         except RestoreError as exc:             # only the decryption raises it there
@@ -223,19 +228,14 @@ def extract_archive(stream: BinaryIO | Iterable[bytes], target: os.PathLike | st
 
 
 def _extract_all(reader: ArchiveReader, check: ArchiveCheck, extractor: _Extractor) -> None:
-    """Every member: the extractor creates it, the sink's thread writes, hashes and logs it."""
-    sink = Sink(check)
     try:
         for member in reader:
             if check.is_manifest(member):
-                sink.wait()
                 check.take_manifest(reader)
                 continue
-            sink.member(member, reader, *(extractor.member(member) or ()))
-        sink.finish()
-    except BaseException:
-        sink.abort()
-        raise
+            extractor.member(member)
+            reader.skip()
+            check.record(member)
     finally:
         extractor.chain.leave()
 

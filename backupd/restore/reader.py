@@ -18,14 +18,11 @@ class ArchiveReader:
     """Iterate over the members; read the current one's data with chunks() or skip() it (what is left
     unread is skipped, and still hashed, when the next member is taken). After the iteration, `sha256` is
     the hex digest of the whole compressed input. `progress(bytes_read)` is called from the decompression
-    thread. With `hash_members` False the caller hashes each member's data from chunks() (another thread
-    may: the pieces stay valid) and the reader leaves `sha256` unset; with `hash_input` False the input's
-    sha256 is not computed either (the caller hashes the stored bytes)."""
+    thread. With `hash_input` False the input's sha256 is not computed (the caller hashes the stored bytes)."""
 
     def __init__(self, source: BinaryIO | Iterable[bytes], *, progress: Callable[[int], None] | None = None,
-                 hash_members: bool = True, hash_input: bool = True) -> None:
+                 hash_input: bool = True) -> None:
         self._feed = Feeder(source, progress, hash_input)
-        self._hash_members = hash_members
         self._buf = memoryview(b"")
         self._pos = 0
         self.offset = 0                 # tar bytes consumed so far
@@ -68,29 +65,26 @@ class ArchiveReader:
 
     # -- member data --------------------------------------------------------------------------------
     def chunks(self) -> Iterator[memoryview]:
-        """The current member's data in pieces of at most one chunk (1 MiB): views of immutable chunks,
-        so a piece may be kept (or handed to another thread) after the next one was taken."""
-        digest = self._digest
+        """The current member's data in pieces of at most one chunk (1 MiB), each valid until the next."""
         while self._remaining:
             piece = self._piece(self._remaining)
             self._remaining -= len(piece)
-            if digest is not None:
-                digest.update(piece)
+            self._digest.update(piece)
             yield piece
         self.skip()
 
     def skip(self) -> None:
-        """Read (and hash) what is left of the current member's data; its sha256 is then set (unless the
-        caller hashes)."""
+        """Read (and hash) what is left of the current member's data; its sha256 is then set."""
         member = self._member
+        if member is None and not self._padding:
+            return
         if member is not None and member.sha256 is None and self._digest is not None:
             while self._remaining:
                 piece = self._piece(self._remaining)
                 self._remaining -= len(piece)
                 self._digest.update(piece)
             member.sha256 = self._digest.hexdigest()
-        self._skip(self._remaining + self._padding)
-        self._remaining = 0
+        self._skip(self._padding)
         self._padding = 0
         self._member = self._digest = None
 
@@ -120,7 +114,7 @@ class ArchiveReader:
                 extended[key] = body.split(b"\x00", 1)[0]
         sparse = tp.apply_extended(fields, extended)
         member = tp.member_of(flag, fields, sparse)
-        self._member, self._digest = member, hashlib.sha256() if self._hash_members else None
+        self._member, self._digest = member, hashlib.sha256()
         self._remaining, self._padding = member.size, -member.size % BLOCK
         return member
 

@@ -42,6 +42,10 @@ def text(raw: bytes) -> str:
 
 def number(field: bytes, what: str) -> int:
     """An octal field (NUL/space padded) or a GNU base-256 one (high bit set)."""
+    try:
+        return int(field.rstrip(b"\x00"), 8)      # the usual field: digits, maybe spaces, then NULs
+    except ValueError:
+        pass
     if field and field[0] & 0x80:
         value = int.from_bytes(field[1:], "big")
         return value - (1 << (8 * len(field) - 8)) if field[0] == 0xFF else value
