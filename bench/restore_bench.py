@@ -3,8 +3,9 @@ local destination into a fresh folder, against `zstd -dc | tar -x`, in the same 
 
 Restorers, round-robin, each run a fresh child writing into a fresh folder (bench.archiving's conventions,
 the archive read once untimed before each run so every restorer starts from a warm page cache; the restored
-trees are kept until the end when the disk has room: on ext4 without a journal, creating files soon after
-others were deleted skips over the freed inodes one by one, which cost each run ~150 us a file, and unevenly):
+trees are kept until the end when the disk has room, their pages dropped from the cache: on ext4 without a
+journal, creating files soon after others were deleted skips over the freed inodes one by one, which cost
+each run ~150 us a file, and unevenly; and a page cache filled by earlier runs slows the later ones):
 - `zstd|tar`: `zstd -dc ARCHIVE | tar -x -C DIR` (no checksums at all): the baseline;
 - `backupctl --config`: `backupctl restore latest --config CFG --to DIR`, the daemon stopped: backupctl reads
   the history and the destination itself;
@@ -74,12 +75,29 @@ def make_backup(data: Path, store: Path) -> tuple[Path, Path]:
 
 @contextmanager
 def _fresh(run: Path, keep: bool):
-    """A new folder for one timed run, removed (untimed) once it is measured unless `keep`."""
+    """A new folder for one timed run, removed (untimed) once it is measured unless `keep`; then its
+    pages leave the cache."""
     run.mkdir(parents=True)
     os.sync()       # the earlier runs' writeback is not charged to this one
     yield run
     if not keep:
         shutil.rmtree(run, ignore_errors=True)
+        return
+    os.sync()
+    for folder, _, names in os.walk(run):
+        for name in names:
+            _drop_cached(os.path.join(folder, name))
+
+
+def _drop_cached(path: str) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:         # a symlink, or a file this user cannot read
+        return
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
 
 
 def bench_restore(data: Path, work: Path, repeat: int, log=print) -> dict:
