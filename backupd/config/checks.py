@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -66,3 +67,17 @@ def references(names, section: str, known, where: str, add) -> None:
         elif name in seen:
             add(f"{where}.{section}", f"names {section[:-1]} '{name}' more than once")
         seen.add(name)
+
+
+DIFFERENTIAL_ONLY = ("full_every", "detect", "delta_files")
+
+
+def differential_keys(table: dict, values: dict, where: str, add) -> None:
+    """Keys that only mean something for a differential job; delta files need the zstd command."""
+    if values.get("differential"):
+        if values.get("delta_files") and shutil.which("zstd") is None:
+            add(f"{where}.delta_files", "needs the zstd command (zstd --patch-from), which is not on PATH")
+        return
+    for name in DIFFERENTIAL_ONLY:
+        if name in table and "differential" in values:
+            add(f"{where}.{name}", "only applies with differential = true")

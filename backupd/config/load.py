@@ -11,6 +11,7 @@ from .destinations import DESTINATION_TYPES
 from .fields import FieldError, did_you_mean, label, shown, type_name
 from .model import Config, DaemonConfig, JobConfig
 from .schema import REQUIRED, Table, keys
+from ..util.names import DELTA_DIR
 from .sources import MANIFEST_NAME, SOURCE_TYPES
 
 DEFAULT_PATH = Path("/etc/backupd/backupd.toml")
@@ -68,6 +69,7 @@ def parse(raw: dict, path: Path) -> Config:
             declared = raw.get(section) if isinstance(raw.get(section), dict) else {}
             if section in values:
                 checks.references(values[section], section, declared, where, errors.add)
+        checks.differential_keys(table, values, where, errors.add)
         if complete:
             jobs[name] = JobConfig(name=name, **values)
     if errors:
@@ -98,8 +100,9 @@ def _named_tables(raw: dict, section: str, errors: _Errors):
         where = _join(section, name)
         if not _NAME.match(name):
             errors.add(where, "names may hold letters, digits, '_', '-' and '.' only")
-        elif section == "sources" and name == MANIFEST_NAME:
-            errors.add(where, f"'{MANIFEST_NAME}' is the archive's manifest; choose another name")
+        elif section == "sources" and name in (MANIFEST_NAME, DELTA_DIR):
+            what = "manifest" if name == MANIFEST_NAME else "folder of deltas"
+            errors.add(where, f"'{name}' is the archive's {what}; choose another name")
         elif not isinstance(table, dict):
             errors.add(where, "must be a table")
         else:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from . import cron, fields as f
+from .differential import DETECT_MODES, FullEvery, globs
 from .keep import KeepPolicy
 from .recipients import recipients
 from .schema import key, table
@@ -56,6 +57,14 @@ class JobConfig:
                                       doc="crontab for verifying the job's stored copies at every destination "
                                           "(its newest backup and the one verified longest ago); default off")
     keep: KeepPolicy = table(KeepPolicy, doc="what pruning keeps at each destination (absent: everything)")
+    differential: bool = key(f.boolean, False, doc="runs between fulls store only what changed since the set's "
+                                                   "full (restorable with tar -G); off: every run is a full")
+    full_every: FullEvery = table(FullEvery, doc="when a differential job makes its next full")
+    detect: str = key(f.one_of(*DETECT_MODES), "metadata",
+                      doc="metadata: size, mtime and ctime decide (content hashed only where they leave doubt); "
+                          "content: every file whose metadata matches is hashed")
+    delta_files: tuple[str, ...] = key(globs, (), doc="globs of large growing files (logs) stored in differentials "
+                                                     "as zstd --patch-from deltas against the full's copy")
     on_start: tuple[str, ...] | None = key(f.argv, None, doc="command (argv, no shell) run when a run starts")
     on_success: tuple[str, ...] | None = key(f.argv, None, doc="command run when a run stored its backup everywhere")
     on_failure: tuple[str, ...] | None = key(f.argv, None, doc="command run when a run failed to deliver, "

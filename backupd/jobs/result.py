@@ -78,6 +78,12 @@ class ArchiveInfo:
     sha256: str
     members: int = 0
     bytes_in: int = 0
+    kind: str = "full"          # full | differential (util.names.FULL / DIFFERENTIAL)
+    base: str = ""              # a differential's full: its archive name
+    base_run_id: str = ""
+    base_sha256: str = ""
+    base_size: int = 0
+    set_size: int = 0           # the full and every differential of its set so far, this one included
 
 
 @dataclass

@@ -2,11 +2,29 @@
 named like the manifest, the archive writer appends it, a restore reads it)."""
 from __future__ import annotations
 
+import re
+
 MANIFEST_NAME = "MANIFEST.json"     # the last member of every archive
 ARCHIVE_SUFFIX = ".tar.zst"
 ENCRYPTED_SUFFIX = ARCHIVE_SUFFIX + ".age"     # an archive encrypted to the job's encrypt_to (age v1)
 ARCHIVE_SUFFIXES = (ARCHIVE_SUFFIX, ENCRYPTED_SUFFIX)
+DELTA_DIR = ".backupd-delta"        # a differential's zstd --patch-from deltas, at the archive's top
+DELTA_SUFFIX = ".zst"               # DELTA_DIR/<member path><DELTA_SUFFIX>
+DIFF_MARK = "-diff-"                # <job>-<host>-<stamp>-<run8>-diff-<base run8>: a differential's name
+FULL, DIFFERENTIAL = "full", "differential"     # a backup's kind (manifest, record, listing)
+_DIFF_NAME = re.compile(r"-diff-([0-9a-f]{1,12})(?:\.tar\.zst(?:\.age)?)?$")
 
 
 def archive_suffix(encrypted: bool) -> str:
     return ENCRYPTED_SUFFIX if encrypted else ARCHIVE_SUFFIX
+
+
+def base_run_of(name: str) -> str | None:
+    """The run id prefix of a differential's full, from the differential's archive name; None: a full."""
+    match = _DIFF_NAME.search(name)
+    return match.group(1) if match else None
+
+
+def kind_of(name: str) -> str:
+    """'full' or 'differential', from an archive name."""
+    return FULL if base_run_of(name) is None else DIFFERENTIAL

@@ -16,7 +16,7 @@ from ...config import SourceConfig
 from ...sources import registry as source_registry
 from ...sources.base import SourceError, WriteError
 from ...util.files import free_space
-from ...util.names import ARCHIVE_SUFFIX, archive_suffix
+from ...util.names import ARCHIVE_SUFFIX, DIFF_MARK, archive_suffix
 from ...util.units import human_size
 from ..errors import RunFailed
 from ..result import Category, RunProgress
@@ -30,14 +30,17 @@ def host_name() -> str:
     return re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname()) or "host"
 
 
-def archive_name(job: str, started, run_id: str, encrypted: bool = False) -> str:
-    return f"{job}-{host_name()}-{started.strftime('%Y%m%dT%H%M%SZ')}-{run_id[:8]}{archive_suffix(encrypted)}"
+def archive_name(job: str, started, run_id: str, encrypted: bool = False, base_run_id: str = "") -> str:
+    """`<job>-<host>-<UTC stamp>-<run8>`, with `-diff-<base run8>` for a differential against that full."""
+    diff = f"{DIFF_MARK}{base_run_id[:8]}" if base_run_id else ""
+    return (f"{job}-{host_name()}-{started.strftime('%Y%m%dT%H%M%SZ')}-{run_id[:8]}{diff}"
+            f"{archive_suffix(encrypted)}")
 
 
 def archive_pattern(job: str, host: str) -> re.Pattern:
     """What archive_name() gives for `job` on `host`, encrypted (.age) or not, and nothing else."""
     return re.compile(f"{re.escape(job)}-{re.escape(host)}-[0-9]{{8}}T[0-9]{{6}}Z-[0-9a-f]{{1,8}}"
-                      f"{re.escape(ARCHIVE_SUFFIX)}(?:\\.age)?")
+                      f"(?:{DIFF_MARK}[0-9a-f]{{1,8}})?{re.escape(ARCHIVE_SUFFIX)}(?:\\.age)?")
 
 
 @dataclass(frozen=True)
