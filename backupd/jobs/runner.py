@@ -50,6 +50,7 @@ class Run:
     cancel: CancelToken = field(default_factory=CancelToken)
     progress: RunProgress = field(default_factory=RunProgress)
     action: Action = Action.BACKUP
+    full: bool = False          # a differential job makes a new full this time (backupctl trigger --full)
 
     def __post_init__(self):
         self.trigger, self.action = Trigger(self.trigger), Action(self.action)
