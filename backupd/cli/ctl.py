@@ -129,14 +129,17 @@ FETCH_OPTIONS = {  # restore and verify: fetched through the daemon, or without 
     "--archive": ("archive", text_value, "without configuration or daemon: this archive file (BACKUP omitted)")}
 DESTINATION_OPTION = {"--destination": ("destination", text_value, "only this destination")}
 # summary: the help line; positional: the request argument a bare word fills, or None; options: as
-# GLOBAL_OPTIONS; request: the request arguments sent to the daemon, with their defaults
-Command = namedtuple("Command", "summary positional options request")
+# GLOBAL_OPTIONS; request: the request arguments sent to the daemon, with their defaults; exclusive: options
+# that cannot be given together (the usage shows one line for each)
+Command = namedtuple("Command", "summary positional options request exclusive", defaults=((),))
 COMMANDS = {
     "status": Command("daemon, jobs, next runs, last results, run in progress", None, {}, {}),
     "trigger": Command("start a backup run of JOB (may be omitted when there is only one job)", "job",
                        {"--wait": ("wait", None, "show progress and end with the run's result"),
-                        "--upload-pending": ("upload_pending", None, "only retry uploads that are pending")},
-                       {"job": None, "wait": False, "upload_pending": False}),
+                        "--upload-pending": ("upload_pending", None, "only retry uploads that are pending"),
+                        "--full": ("full", None, "a differential job makes a new full (starts a new set)")},
+                       {"job": None, "wait": False, "upload_pending": False, "full": False},
+                       ("--upload-pending", "--full")),
     "history": Command("recent runs, newest first", None,
                        {**JOB_OPTION, "--limit": ("limit", history_limit,
                                                   f"at most N runs, 1-{proto.HISTORY_MAX} (default "
@@ -191,12 +194,30 @@ def help_text(command: str | None) -> str:
         lines += [f"  {name:12s} {entry.summary}" for name, entry in {**COMMANDS, **setup_commands()}.items()]
         options = GLOBAL_OPTIONS
     else:
-        summary, positional, options = COMMANDS[command][:3]
-        flags = " ".join(f"[{o}]" if c is None else f"[{o} {d.upper()}]" for o, (d, c, _) in options.items())
-        lines = [f"usage: backupctl {command}" + (f" [{positional.upper()}]" if positional else "") + f" {flags}",
-                 "", summary]
+        summary, options = COMMANDS[command].summary, COMMANDS[command].options
+        lines = [*usage_lines(command), "", summary]
     lines += ["", "options:"] + [f"  {name:18s} {entry[2]}" for name, entry in options.items()]
     return "\n".join(lines)
+
+
+def usage_lines(command: str) -> list[str]:
+    """`usage: backupctl COMMAND ...`; a command with exclusive options gets one line for each of them."""
+    positional, options, _, exclusive = COMMANDS[command][1:]
+    head = f"backupctl {command}" + (f" [{positional.upper()}]" if positional else "")
+    lines = []
+    for chosen in exclusive or (None,):
+        flags = " ".join(f"[{o}]" if c is None else f"[{o} {d.upper()}]" for o, (d, c, _) in options.items()
+                         if o == chosen or o not in exclusive)
+        lines.append(f"{'usage:' if not lines else '      '} {head} {flags}")
+    return lines
+
+
+def check_exclusive(options: dict) -> None:
+    """UsageError when two of the command's exclusive options were both given."""
+    command = COMMANDS[options["command"]]
+    given = [name for name in command.exclusive if options.get(command.options[name][0])]
+    if len(given) > 1:
+        raise UsageError(f"options {' and '.join(given)} cannot be combined for {options['command']}")
 
 
 def _take_option(name: str, inline: str | None, table: dict, rest: list[str], options: dict) -> None:
@@ -244,6 +265,8 @@ def parse_args(argv: list[str]) -> dict:
             raise UsageError(f"unexpected argument {token!r} for {command}")
     if options["command"] is None:
         raise UsageError("name a command")
+    if options["command"] in COMMANDS:
+        check_exclusive(options)
     return options
 
 

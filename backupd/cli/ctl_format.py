@@ -5,6 +5,8 @@ import re
 
 from backupd.util.units import human_age, human_size
 
+FULL, DIFFERENTIAL = "full", "differential"     # a backup's kind (as backupd.util.names, not imported: start-up)
+
 # C0 and C1 controls, DEL, bidirectional overrides and isolates, lone surrogates: what a terminal acts on or
 # cannot print; shown escaped as repr() would ('\x1b'), so a daemon's text cannot drive the terminal
 _UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
@@ -77,6 +79,20 @@ def archive_size(run: dict) -> str:
     return human_size((run.get("archive") or {}).get("size"))
 
 
+def set_text(archive: dict) -> str:
+    """A differential's full and its set's size so far ('' for a full)."""
+    if archive.get("kind") != DIFFERENTIAL:
+        return ""
+    full = archive.get("base") or f"the full of run {archive.get('base_run_id') or archive.get('base_run') or '?'}"
+    size = f", set {human_size(archive['set_size'])} so far" if archive.get("set_size") else ""
+    return f"differential of {full}{size}"
+
+
+def kind_lines(runs: list[dict], label) -> list[str]:
+    """'LABEL: differential of FULL, set SIZE so far' for each run whose archive is a differential."""
+    return [f"{label(run)}: {set_text(run['archive'])}" for run in runs if set_text(run.get("archive") or {})]
+
+
 def destinations_summary(run: dict) -> str:
     return ", ".join(f"{d.get('name')} {d.get('status')}" for d in run.get("destinations") or []) or "-"
 
@@ -94,7 +110,7 @@ def show_status(result: dict) -> str:
             notes.append("running: " + progress_text({"job": name, **job["running"]}))
         notes += [f"{name}: last backup on {d.get('name')}: {d['link']} (file id {d.get('file_id')})"
                   for d in last.get("destinations") or [] if d.get("link")]
-        notes += success_lines(job)
+        notes += success_lines(job) + last_kind_lines(job)
         if job.get("pending_uploads"):
             notes.append(f"{name}: {job['pending_uploads']} upload(s) pending; retry now with: "
                          f"backupctl trigger {name} --upload-pending")
@@ -111,6 +127,15 @@ def success_lines(job: dict) -> list[str]:
     if job.get("overdue"):
         return [f"WARNING {job.get('name')}: {text}, past its alert_after of {human_age(after)}"]
     return [f"{job.get('name')}: {text}"]
+
+
+def last_kind_lines(job: dict) -> list[str]:
+    """A differential job's last backup: a full, or a differential of which full (and the set's size)."""
+    archive = (job.get("last_run") or {}).get("archive") or {}
+    if not archive or not (job.get("differential") or archive.get("kind") == DIFFERENTIAL):
+        return []
+    text = set_text(archive)
+    return [f"{job.get('name')}: last backup " + (f"a {text}" if text else "a full (a new set)")]
 
 
 def show_check(result: dict) -> str:
@@ -133,7 +158,9 @@ def show_run(run: dict) -> str:
     lines = [f"run {run.get('run_id')}  job {run.get('job')}  {run.get('trigger')}  {run_outcome(run)}"
              f"  in {run_duration(run)}"]
     if archive:
-        lines.append(f"archive {archive.get('name')}  {archive_size(run)}  sha256 {archive.get('sha256')}")
+        lines.append(f"archive {archive.get('name')}  {archive.get('kind') or FULL}  {archive_size(run)}  "
+                     f"sha256 {archive.get('sha256')}")
+        lines += [f"  {text.removeprefix(DIFFERENTIAL).lstrip()}" for text in [set_text(archive)] if text]
     rows = [[d.get("name"), d.get("status"), d.get("link") or d.get("location"), d.get("error")]
             for d in run.get("destinations") or []]
     if rows:
@@ -145,8 +172,10 @@ def show_trigger(result: dict) -> str:
     if "status" in result:
         return show_run(result)
     if result.get("started"):
-        return f"started run {result.get('run_id')} of job {result.get('job')}"
-    return f"job {result.get('job')} is already running: run {result.get('run_id')}"
+        full = " (a new full)" if result.get("full") else ""
+        return f"started run {result.get('run_id')} of job {result.get('job')}{full}"
+    note = f"; {result['note']}" if result.get("note") else ""
+    return f"job {result.get('job')} is already running: run {result.get('run_id')}{note}"
 
 
 def show_history(result: dict) -> str:
@@ -157,16 +186,35 @@ def show_history(result: dict) -> str:
         return "no runs recorded"
     links = [f"{r.get('run_id')} {d.get('name')}: {d['link']} (file id {d.get('file_id')})"
              for r in result.get("runs", []) for d in r.get("destinations") or [] if d.get("link")]
+    kinds = kind_lines(result.get("runs", []), lambda run: run.get("run_id"))
     return "\n".join([table(["RUN", "JOB", "TRIGGER", "STARTED", "TOOK", "SIZE", "DESTINATIONS", "RESULT"], rows),
-                      *links])
+                      *kinds, *links])
 
 
 def show_list(result: dict) -> str:
     rows = [[b.get("destination"), b.get("name"), human_size(b.get("size")), local_time(b.get("created")),
              b.get("job")] for b in result.get("backups", [])]
     lines = [table(["DESTINATION", "NAME", "SIZE", "CREATED", "JOB"], rows) if rows else "no backups found"]
+    lines += set_lines(result.get("backups", []))
     lines += [f"warning: {error}" for error in result.get("errors", [])]
     return "\n".join(lines)
+
+
+def set_lines(backups: list[dict]) -> list[str]:
+    """Each set with differentials: its full, how many, the bytes of all; a differential whose full is missing."""
+    sets: dict[tuple, list[dict]] = {}
+    orphans = []
+    for backup in backups:
+        if backup.get("kind") == DIFFERENTIAL:
+            if backup.get("base"):
+                sets.setdefault((backup.get("destination"), backup["base"]), []).append(backup)
+            else:
+                orphans.append(f"warning: {backup.get('name')} at {backup.get('destination')}: its full (run "
+                               f"{backup.get('base_run')}) is not there; it cannot be restored without it")
+    lines = [f"set {full} at {where}: full + {len(diffs)} differential{'s' if len(diffs) > 1 else ''}, "
+             f"{human_size(max(diff.get('set_size') or 0 for diff in diffs))} in all"
+             for (where, full), diffs in sets.items()]
+    return lines + orphans
 
 
 def show_prune(result: dict) -> str:

@@ -46,16 +46,17 @@ class Client:
 
     def trigger(self, job: str | None = None, wait: bool = False,
                 on_progress: Callable[[Progress], None] | None = None,
-                upload_pending: bool = False) -> RunRecord | Started:
-        """Start a run of `job` (None: the only job). With `wait`, return its RunRecord once it ended, calling
-        on_progress(Progress) as it goes, and raise BackupFailed if it did not succeed. A run of the job already
-        going is joined, not doubled."""
+                upload_pending: bool = False, full: bool = False) -> RunRecord | Started:
+        """Start a run of `job` (None: the only job); `full`: a differential job makes a new full. With `wait`,
+        return its RunRecord once it ended, calling on_progress(Progress) as it goes, and raise BackupFailed if it
+        did not succeed. A run of the job already going is joined, not doubled (Started.full says whether it
+        was asked for a full)."""
         results = _results()
 
         def event(data: dict) -> None:
             if on_progress is not None and data.get("type") == "progress":
                 on_progress(self._parse("a progress event", results.Progress._from, data))
-        args = {"job": job, "wait": wait, "upload_pending": upload_pending}
+        args = {"job": job, "wait": wait, "upload_pending": upload_pending, "full": full}
         result = self.request("trigger", args, on_event=event, waiting=wait)
         if not wait:
             return self._parse("trigger", results.Started._from, result)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from ..destinations.base import StoredBackup as _Stored   # stdlib only, as the rest
+from ..util.names import DIFFERENTIAL, FULL, base_run_of, kind_of
 from .errors import RemoteError
 
 
@@ -36,13 +37,25 @@ class _Plain:
 
 @dataclass(frozen=True)
 class ArchiveInfo(_Plain):
-    """The archive a run wrote: its size and sha256, how many members it holds, how many bytes went in."""
+    """The archive a run wrote: its size and sha256, how many members it holds, how many bytes went in; its kind
+    (full or differential), a differential's full (base: its name, run id, sha256, size), and the set's size so
+    far (the full and its differentials up to this one; 0 from a daemon before differentials)."""
 
     name: str
     size: int
     sha256: str
     members: int
     bytes_in: int
+    kind: str = FULL
+    base: str = ""
+    base_run_id: str = ""
+    base_sha256: str = ""
+    base_size: int = 0
+    set_size: int = 0
+
+    @property
+    def differential(self) -> bool:
+        return self.kind == DIFFERENTIAL
 
 
 @dataclass(frozen=True)
@@ -104,6 +117,11 @@ class RunRecord(_Plain):
         return self.archive.sha256 if self.archive else None
 
     @property
+    def kind(self) -> str | None:
+        """full or differential; None without an archive."""
+        return self.archive.kind if self.archive else None
+
+    @property
     def link(self) -> str | None:
         """The first destination's link to the stored archive (a Google Drive web link), if any."""
         return next((d.link for d in self.destinations if d.link), None)
@@ -128,6 +146,8 @@ class Started(_Plain):
     run_id: str
     job: str
     started: bool
+    full: bool = False          # the run was asked for a new full (a joined run: what it was asked for)
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -139,6 +159,7 @@ class JobStatus(_Plain):
     last_run: RunRecord | None = None       # the newest finished run
     running: Progress | None = None
     pending_uploads: int = 0
+    differential: bool = False              # the job makes differentials between fulls
 
     @classmethod
     def from_dict(cls, data: dict) -> "JobStatus":
@@ -170,9 +191,25 @@ class DaemonStatus(_Plain):
 @dataclass(frozen=True)
 class StoredBackup(_Stored, _Plain):
     """One archive present at a destination (name, size, location, job, run_id, sha256, created, and for Drive
-    file_id and link), and which destination holds it."""
+    file_id and link), and which destination holds it; its kind (full or differential, from its name), and for a
+    differential its full's run id (base_run) and, when that full is at the same destination, its name (base);
+    set_size: the bytes of its set there up to this backup (0: its full is not there)."""
 
     destination: str = ""
+    kind: str = ""
+    base: str = ""
+    base_run: str = ""
+    set_size: int = 0
+
+    @classmethod
+    def _from(cls, data: dict, **parsed):
+        name = data["name"]
+        return super()._from(data, kind=data.get("kind") or kind_of(name),
+                             base_run=data.get("base_run") or base_run_of(name) or "", **parsed)
+
+    @property
+    def differential(self) -> bool:
+        return self.kind == DIFFERENTIAL
 
 
 @dataclass(frozen=True)

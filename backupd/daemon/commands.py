@@ -66,6 +66,7 @@ ARG_TYPES: dict[str, tuple[type, ...]] = {
     "limit": (int, type(None)),
     "wait": (bool, type(None)),
     "upload_pending": (bool, type(None)),
+    "full": (bool, type(None)),
 }
 _JSON_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false", type(None): "null",
                list: "an array", dict: "an object"}

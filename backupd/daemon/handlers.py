@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 
 from .. import __version__
@@ -15,6 +16,7 @@ from ..jobs.result import Status, Trigger
 from ..jobs.runner import Action
 from ..jobs.spool import Spool
 from ..util.clock import iso
+from ..util.names import FULL, base_run_of, kind_of
 from . import protocol as proto
 from .control import CommandError, check_args
 from .fetch import FetchHandlers
@@ -22,9 +24,36 @@ from .runs import Busy
 
 log = logging.getLogger("backupd.control")
 PROGRESS_EVERY = 0.5
+RUN_IN_NAME = re.compile(r"-([0-9a-f]{1,8})(?:-diff-[0-9a-f]{1,12})?\.tar\.zst(?:\.age)?$")   # <stamp>-<run8>
+JOINED_NOT_FULL = "the run going on was not asked for a new full: ask again once it ended"
 CHECK_ARGS = {"job": ((str, type(None)), None), "max_age": ((int, float, type(None)), None)}
 PRUNE_ARGS = {"job": ((str, type(None)), None), "destination": ((str, type(None)), None),
               "dry_run": ((bool,), False)}
+
+
+def run8_of(item: dict) -> str:
+    """The first 8 digits of a listed backup's run id: from its sidecar or metadata, else from its name."""
+    found = RUN_IN_NAME.search(item["name"])
+    return (item.get("run_id") or (found.group(1) if found else ""))[:8]
+
+
+def with_sets(stored: list) -> list[dict]:
+    """One destination's backups as dicts, each with its kind; a differential also with its full's run id
+    (base_run) and, when that full is listed too, its name (base) and the set's size so far (the full and its
+    differentials up to this one). Without its full a differential cannot be restored."""
+    items = [{**backup.to_dict(), "kind": kind_of(backup.name)} for backup in stored]
+    fulls = {(item.get("job", ""), run8_of(item)): item for item in items if item["kind"] == FULL}
+    so_far: dict[str, int] = {}     # a full's name -> the bytes of its set up to the differential at hand
+    for item in sorted(items, key=lambda item: item["name"]):
+        if item["kind"] == FULL:
+            item["set_size"] = item["size"]
+            continue
+        item["base_run"] = base_run_of(item["name"])
+        full = fulls.get((item.get("job", ""), item["base_run"][:8]))
+        if full is not None:
+            so_far[full["name"]] = so_far.get(full["name"], full["size"]) + item["size"]
+            item.update(base=full["name"], set_size=so_far[full["name"]])
+    return items
 
 
 def progress_of(run) -> dict:
@@ -64,7 +93,8 @@ class Handlers:
                 "next_run": iso(self.daemon.scheduler.next_run(job.name)),
                 "last_run": finished[0].to_dict() if finished else None,
                 "running": progress_of(active) if active else None,
-                "pending_uploads": len(self.daemon.history.pending(job.name)), **self._freshness(job)}
+                "pending_uploads": len(self.daemon.history.pending(job.name)), "differential": job.differential,
+                **self._freshness(job)}
 
     def _freshness(self, job) -> dict:
         """Seconds since the job's last success, and whether that is past its alert_after."""
@@ -85,15 +115,20 @@ class Handlers:
 
     def trigger(self, args, peer, emit) -> dict:
         job_name = self._job_name(args.get("job"))
+        full = bool(args.get("full"))
+        if full and args.get("upload_pending"):
+            raise CommandError("full and upload_pending do not go together: upload_pending makes no backup",
+                               code="bad_args")
         try:
             action = Action.UPLOAD_PENDING if args.get("upload_pending") else Action.BACKUP
-            run, started = self.daemon.runs.start(job_name, Trigger.MANUAL, action)
+            run, started = self.daemon.runs.start(job_name, Trigger.MANUAL, action, full=full)
         except Busy as exc:
             raise CommandError(str(exc)) from None
-        log.info("trigger", extra={"job": job_name, "run_id": run.run_id, "started": started,
+        log.info("trigger", extra={"job": job_name, "run_id": run.run_id, "started": started, "full": run.full,
                                    "peer_uid": peer.uid, "peer_pid": peer.pid})
         if not args.get("wait"):
-            return {"run_id": run.run_id, "job": job_name, "started": started}
+            return {"run_id": run.run_id, "job": job_name, "started": started, "full": run.full,
+                    **({"note": JOINED_NOT_FULL} if full and not run.full else {})}
         while not self.daemon.runs.wait(run, timeout=PROGRESS_EVERY):
             emit({"type": "progress", **progress_of(run)})
         return run.record.to_dict()
@@ -133,8 +168,7 @@ class Handlers:
     def _list_one(self, dest_config, job, backups: list, errors: list) -> None:
         destination = destination_registry.build(dest_config, self.daemon.config.daemon.state_dir)
         try:
-            for item in destination.list(job):
-                backups.append({"destination": dest_config.name, **item.to_dict()})
+            backups += [{"destination": dest_config.name, **item} for item in with_sets(destination.list(job))]
         except DestinationError as exc:
             errors.append(f"destination '{dest_config.name}': {exc}")
         finally:

@@ -23,8 +23,10 @@ from ..config import Config
 from ..jobs.history import History
 from ..jobs.result import DestinationStatus, RunRecord, Status
 from ..jobs.spool import Spool
+from ..util.names import DIFFERENTIAL, FULL
 
 ENDED = (Status.SUCCESS, Status.FAILED, Status.INTERRUPTED)     # the statuses a finished run can have
+KINDS = (FULL, DIFFERENTIAL)                                    # what a backup can be
 JOB, DESTINATION = ["job"], ["job", "destination"]
 MODE = 0o644    # node_exporter reads the file as another user: the daemon's umask (0077 under the unit) would not
 
@@ -57,6 +59,13 @@ def _took(record: RunRecord | None) -> float | None:
     return None if record is None or record.ended is None else (record.ended - record.started).total_seconds()
 
 
+def _set_size(record: RunRecord | None) -> int | None:
+    """The set's bytes so far; a record from before differentials has none: a full is its own set."""
+    if record is None or record.archive is None:
+        return None
+    return record.archive.set_size or record.archive.size
+
+
 # name -> (help, the value for one job; None leaves the job's series out)
 JOB_GAUGES: dict[str, tuple[str, Callable[[_Job], float | None]]] = {
     "backupd_last_run_timestamp_seconds": ("When the job's newest finished run ended (0: it never ran).",
@@ -68,6 +77,9 @@ JOB_GAUGES: dict[str, tuple[str, Callable[[_Job], float | None]]] = {
     "backupd_last_archive_bytes": ("Size of the archive of the job's newest successful run.",
                                    lambda job: job.success.archive.size if job.success and job.success.archive
                                    else None),
+    "backupd_last_set_bytes": ("Bytes of the backup set of the job's newest successful run: its full and the "
+                               "differentials up to that run (a full alone: its size).",
+                               lambda job: _set_size(job.success)),
     "backupd_next_run_timestamp_seconds": ("When the job's next scheduled run starts.",
                                            lambda job: job.next_run.timestamp() if job.next_run else None),
     "backupd_job_stale": ("1 while the job has not succeeded for longer than its alert_after.",
@@ -102,7 +114,13 @@ def _job_families(state: State) -> Iterator[Metric]:
         for ended in ENDED:
             status.add_metric([job.name, ended], 1.0 if job.last and job.last.status == ended else 0.0)
             runs.add_metric([job.name, ended], counts.get((job.name, ended), 0))
-    yield from (status, runs)
+    kind = GaugeMetricFamily("backupd_last_backup_kind", "1 on the kind (full, differential) of the archive of "
+                             "the job's newest successful run.", labels=["job", "kind"])
+    for job in jobs:
+        if job.success and job.success.archive:
+            for name in KINDS:
+                kind.add_metric([job.name, name], 1.0 if job.success.archive.kind == name else 0.0)
+    yield from (status, runs, kind)
 
 
 def stored(history: History) -> dict[tuple[str, str], list[int]]:

@@ -26,19 +26,21 @@ class RunManager:
         self._finished = threading.Condition(self._lock)
         self._closed = False
 
-    def start(self, job_name: str, trigger: Trigger, action: Action = Action.BACKUP) -> tuple[Run, bool]:
-        """Start a run of `job_name`, or return the one already going: (run, started)."""
+    def start(self, job_name: str, trigger: Trigger, action: Action = Action.BACKUP,
+              full: bool = False) -> tuple[Run, bool]:
+        """Start a run of `job_name` (`full`: a differential job makes a new full), or return the one already
+        going, whatever it was asked for: (run, started)."""
         with self._lock:
             if self._closed:
                 raise Busy("the daemon is stopping; no new runs are started")
             if job_name in self._active:
                 run = self._active[job_name][0]
                 log.info("run already in progress", extra={"job": job_name, "run_id": run.run_id,
-                                                           "trigger": trigger})
+                                                           "trigger": trigger, "full": run.full})
                 return run, False
             config = self._config()
             run = Run(config=config, job=config.jobs[job_name], history=self._history, trigger=Trigger(trigger),
-                      action=action)
+                      action=action, full=full)
             thread = threading.Thread(target=self._execute, args=(run,), name=f"run-{job_name}", daemon=True)
             self._active[job_name] = (run, thread)
             thread.start()

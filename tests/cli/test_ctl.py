@@ -48,15 +48,50 @@ STATUS = {"version": "0.1.0", "pid": 4242, "uptime_s": 3725.0, "config": "/etc/b
                                                           "percent": None}}]}
 
 
+FULL_NAME = "sets-host-20240501T030000Z-aaaa1111.tar.zst"
+DIFF_NAMES = ("sets-host-20240502T030000Z-bbbb2222-diff-aaaa1111.tar.zst",
+              "sets-host-20240503T030000Z-cccc3333-diff-aaaa1111.tar.zst")
+DIFF_RUN = run_record(run_id="bbbb2222dddd", job="sets", archive={
+    "name": DIFF_NAMES[0], "size": 300 << 20, "sha256": "ef" * 32, "kind": "differential", "base": FULL_NAME,
+    "base_run_id": "aaaa1111eeee", "base_sha256": "ab" * 32, "base_size": 1 << 30, "set_size": (1 << 30) + (300 << 20)})
+FULL_RUN = run_record(run_id="aaaa1111eeee", job="sets", archive={
+    "name": FULL_NAME, "size": 1 << 30, "sha256": "ab" * 32, "kind": "full", "set_size": 1 << 30})
+SET_LISTING = [{"destination": "local", "name": FULL_NAME, "size": 1 << 30, "job": "sets", "kind": "full",
+                "set_size": 1 << 30},
+               {"destination": "local", "name": DIFF_NAMES[0], "size": 300 << 20, "job": "sets", "kind": "differential",
+                "base_run": "aaaa1111", "base": FULL_NAME, "set_size": (1 << 30) + (300 << 20)},
+               {"destination": "local", "name": DIFF_NAMES[1], "size": 200 << 20, "job": "sets", "kind": "differential",
+                "base_run": "aaaa1111", "base": FULL_NAME, "set_size": (1 << 30) + (500 << 20)},
+               {"destination": "drive", "name": DIFF_NAMES[1], "size": 200 << 20, "job": "sets", "kind": "differential",
+                "base_run": "aaaa1111"}]
+
+
 def trigger(args, peer, emit):
     if args["job"] == "busy":
-        return {"run_id": "0000aaaa", "job": "busy", "started": False}
+        return {"run_id": "0000aaaa", "job": "busy", "started": False, "full": False,
+                **({"note": "the run going on was not asked for a new full"} if args["full"] else {})}
+    if args["job"] == "sets":
+        return {"run_id": "3f2a1c0d9e8b", "job": "sets", "started": True, "full": args["full"], "seen": args}
     if not args["wait"]:
         return {"run_id": "3f2a1c0d9e8b", "job": args["job"] or "daily", "started": True}
     for stage, done in (("archiving", 0), ("archiving", 512 << 20), ("uploading", 1 << 30)):
         emit({"type": "progress", "run_id": "3f2a1c0d9e8b", "stage": stage, "bytes_done": done,
               "bytes_total": 1 << 30, "percent": done * 100 / (1 << 30)})
-    return FAILED_RUN if args["job"] == "broken" else run_record()
+    return FAILED_RUN if args["job"] == "broken" else DIFF_RUN if args["job"] == "diff" else run_record()
+
+
+def history(args, peer, emit):
+    runs = [DIFF_RUN, FULL_RUN] if args["job"] == "sets" else [run_record(), FAILED_RUN]
+    return {"runs": runs[: args["limit"]], "seen": args}
+
+
+def listing(args, peer, emit):
+    if args["job"] == "sets":
+        return {"backups": SET_LISTING, "errors": []}
+    return {"backups": [{"destination": "local", "name": "daily-a.tar.zst", "size": 2048,
+                         "created": "2024-05-01T03:02:05Z", "job": "daily", "run_id": "3f2a", "sha256": "cd" * 32,
+                         "location": "/srv", "file_id": "", "link": ""}],
+            "errors": ["destination 'gdrive': token expired"]}
 
 
 def reload(args, peer, emit):
@@ -67,12 +102,8 @@ def reload(args, peer, emit):
 HANDLERS = {
     "status": lambda args, peer, emit: STATUS,
     "trigger": trigger,
-    "history": lambda args, peer, emit: {"runs": [run_record(), FAILED_RUN][: args["limit"]], "seen": args},
-    "list": lambda args, peer, emit: {"backups": [{"destination": "local", "name": "daily-a.tar.zst", "size": 2048,
-                                                   "created": "2024-05-01T03:02:05Z", "job": "daily",
-                                                   "run_id": "3f2a", "sha256": "cd" * 32, "location": "/srv",
-                                                   "file_id": "", "link": ""}],
-                                      "errors": ["destination 'gdrive': token expired"]},
+    "history": history,
+    "list": listing,
     "reload": reload,
 }
 
@@ -191,6 +222,8 @@ def test_reload_error_lists_each_problem_and_exits_1(daemon):
     (["--bogus", "status"], "unknown option --bogus"),
     (["status", "--wait"], "unknown option --wait for status"),
     (["--json=yes", "status"], "option --json takes no value"),
+    (["trigger", "--full", "daily", "--upload-pending"], "options --upload-pending and --full cannot be combined for "
+                                                         "trigger"),
 ])
 def test_usage_errors_exit_2(args, message):
     done = ctl(*args, socket_path="/nonexistent/backupd.sock")
@@ -211,6 +244,58 @@ def test_options_may_follow_the_command_and_use_equals(daemon):
     done = ctl("history", f"--socket={daemon}", "--json", "--job=daily", "--limit=1")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["seen"] == {"job": "daily", "limit": 1}
+
+
+def test_trigger_full_is_asked_of_the_daemon_and_shown(daemon):
+    asked = ctl("--json", "trigger", "sets", "--full", socket_path=daemon)
+    assert asked.returncode == 0, asked.stderr
+    assert json.loads(asked.stdout)["seen"] == {"job": "sets", "wait": False, "upload_pending": False, "full": True}
+    shown = ctl("trigger", "sets", "--full", socket_path=daemon).stdout
+    assert shown == "started run 3f2a1c0d9e8b of job sets (a new full)\n"
+    plain = ctl("--json", "trigger", "sets", socket_path=daemon)
+    assert json.loads(plain.stdout)["seen"]["full"] is False
+    joined = ctl("trigger", "busy", "--full", socket_path=daemon)
+    assert joined.stdout == ("job busy is already running: run 0000aaaa; the run going on was not asked for a new "
+                             "full\n")
+    usage = ctl("trigger", "--help").stdout.splitlines()
+    assert usage[1] == "       backupctl trigger [JOB] [--wait] [--full]"
+    assert re.search(r"^  --full\s+a differential job makes a new full", ctl("trigger", "-h").stdout, re.M)
+
+
+def test_history_list_and_a_waited_run_show_each_backups_kind_its_full_and_the_set(daemon):
+    history = ctl("history", "--job", "sets", socket_path=daemon)
+    assert history.returncode == 0, history.stderr
+    assert f"bbbb2222dddd: differential of {FULL_NAME}, set 1.3 GiB so far" in history.stdout.splitlines()
+    assert "aaaa1111eeee:" not in history.stdout            # a full gets no line
+    machine = json.loads(ctl("--json", "history", "--job", "sets", socket_path=daemon).stdout)
+    assert [run["archive"]["kind"] for run in machine["runs"]] == ["differential", "full"]
+    listing = ctl("list", "--job", "sets", socket_path=daemon)
+    assert listing.returncode == 0, listing.stderr
+    lines = listing.stdout.splitlines()
+    assert f"set {FULL_NAME} at local: full + 2 differentials, 1.5 GiB in all" in lines
+    assert (f"warning: {DIFF_NAMES[1]} at drive: its full (run aaaa1111) is not there; it cannot be restored "
+            "without it") in lines
+    assert re.search(rf"^drive\s+{re.escape(DIFF_NAMES[1])}\s+200\.0 MiB\s+-\s+sets$", listing.stdout, re.M)
+    waited = ctl("trigger", "diff", "--wait", socket_path=daemon)
+    lines = waited.stdout.splitlines()
+    assert lines[1] == f"archive {DIFF_NAMES[0]}  differential  300.0 MiB  sha256 {'ef' * 32}"
+    assert lines[2] == f"  of {FULL_NAME}, set 1.3 GiB so far"
+    full = ctl("trigger", "daily", "--wait", socket_path=daemon).stdout.splitlines()
+    assert full[1].startswith("archive daily-host-20240501T030000Z-3f2a1c.tar.zst  full  1.2 GiB  sha256 ")
+
+
+def test_status_says_what_a_differential_jobs_last_backup_was():
+    jobs = [{**STATUS["jobs"][0], "name": name, "differential": differential, "running": None, "last_run": record}
+            for name, differential, record in (("sets", True, DIFF_RUN), ("fresh", True, FULL_RUN),
+                                                ("plain", False, FULL_RUN))]
+    with control_server({"status": lambda args, peer, emit: {**STATUS, "jobs": jobs}}) as path:
+        done = ctl("status", socket_path=path)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert f"sets: last backup a differential of {FULL_NAME}, set 1.3 GiB so far" in lines
+    assert "fresh: last backup a full (a new set)" in lines
+    assert not [line for line in lines if line.startswith("plain: last backup")]
+    assert re.search(r"^sets\s+0 3 \* \* \* UTC\s+\S+ \S+\s+\S+ \S+\s+success\s+300\.0 MiB$", done.stdout, re.M)
 
 
 def test_unreachable_daemon_exits_3_naming_the_socket(tmp_path):

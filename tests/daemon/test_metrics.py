@@ -27,7 +27,7 @@ FAMILIES = {"backupd_up", "backupd_info", "backupd_last_run_timestamp_seconds",
             "backupd_last_archive_bytes", "backupd_runs", "backupd_next_run_timestamp_seconds",
             "backupd_destination_backups", "backupd_destination_bytes", "backupd_spool_bytes",
             "backupd_pending_uploads", "backupd_job_stale", "backupd_last_verify_timestamp_seconds",
-            "backupd_last_verify_ok"}
+            "backupd_last_verify_ok", "backupd_last_set_bytes", "backupd_last_backup_kind"}
 
 
 def samples(text: str) -> dict[tuple, float]:
@@ -159,3 +159,37 @@ def test_the_newest_verdict_of_each_destination_is_its_last_verify(tmp_path):
     assert found[("backupd_last_verify_ok", local)] == 1 and found[("backupd_last_verify_ok", drive)] == 0
     assert found[("backupd_last_verify_timestamp_seconds", local)] == when["local"][VerifyStatus.SUCCESS]
     assert found[("backupd_last_verify_timestamp_seconds", drive)] == when["drive"][VerifyStatus.FAILED]
+
+
+def test_the_newest_backups_kind_and_its_sets_size(tmp_path):
+    config, history, state = setup(tmp_path)
+    full = saved_run(history, "daily", ago=timedelta(days=2), size=3000)
+    diff = saved_run(history, "daily", ago=timedelta(days=1), size=400)
+    diff.archive.kind, diff.archive.base, diff.archive.set_size = "differential", full.archive.name, 3400
+    history.save(diff)
+    saved_run(history, "daily", Status.FAILED, ago=timedelta(hours=1), size=9000)     # no success: not counted
+    old = saved_run(history, "never", ago=timedelta(days=3), size=700)               # a record without set_size
+    assert old.archive.set_size == 0
+    out = tmp_path / "backupd.prom"
+    metrics.write(out, state)
+    found = samples(out.read_text())
+    assert found[("backupd_last_set_bytes", (("job", "daily"),))] == 3400
+    assert found[("backupd_last_archive_bytes", (("job", "daily"),))] == 400
+    assert found[("backupd_last_set_bytes", (("job", "never"),))] == 700            # a full alone: its size
+    kinds = {(job, kind): found[("backupd_last_backup_kind", (("job", job), ("kind", kind)))]
+             for job in ("daily", "never") for kind in metrics.KINDS}
+    assert kinds == {("daily", "full"): 0, ("daily", "differential"): 1, ("never", "full"): 1,
+                     ("never", "differential"): 0}
+
+
+def test_a_job_without_a_success_has_no_kind_or_set_series(tmp_path):
+    _, history, state = setup(tmp_path)
+    saved_run(history, "daily", Status.FAILED, size=500)
+    found = samples(_written(tmp_path, state))
+    assert not [key for key in found if key[0] in ("backupd_last_set_bytes", "backupd_last_backup_kind")]
+
+
+def _written(tmp_path: Path, state) -> str:
+    out = tmp_path / "backupd.prom"
+    metrics.write(out, state)
+    return out.read_text()
