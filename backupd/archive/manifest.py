@@ -46,9 +46,12 @@ class ManifestWriter:
         self.stream.write("{" + head + ',\n"members": [')
 
     @_writes
-    def file(self, name: str, size: int, sha256: str) -> None:
+    def file(self, name: str, size: int, sha256: str, stat: str = "", held: str = "") -> None:
+        """`stat`: the file's [mode, uid, gid, mtime_ns, ctime_ns] as JSON; `held`: "full" when a
+        differential keeps the full's bytes."""
+        extra = (f', "stat": {stat}' if stat else "") + (f', "in": "{held}"' if held else "")
         self.stream.write(f'{self._sep}{{"name": {quote(name)}, "type": "file", "size": {size}, '
-                         f'"sha256": "{sha256}"}}')
+                         f'"sha256": "{sha256}"{extra}}}')
         self._sep = ",\n"
 
     @_writes
@@ -108,3 +111,19 @@ class ManifestWriter:
             except OSError:
                 pass
         self.path.unlink(missing_ok=True)
+
+
+def save_compressed(manifest: Path, copy: Path) -> None:
+    """A zstd-compressed copy of a finished manifest at `copy`, complete or absent (written aside, renamed)."""
+    import zstandard
+    partial = copy.with_name(copy.name + ".partial")
+    try:
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        with open(manifest, "rb") as source, open(partial, "wb") as out:
+            zstandard.ZstdCompressor(level=3).copy_stream(source, out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(partial, copy)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise WriteError.of(exc, copy) from exc

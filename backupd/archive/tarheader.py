@@ -13,6 +13,8 @@ BLOCK = 512
 REGULAR = b"0"
 SYMLINK = b"2"
 DIRECTORY = b"5"
+DUMPDIR = b"GNU.dumpdir"    # pax key of GNU incremental archives: the names a directory holds (tar -G -x
+                            # removes the rest); other tars ignore it
 PAX = b"x"
 
 MAX_OCTAL_11 = 8 ** 11 - 1          # size and mtime fields: 11 octal digits (8 GiB - 1)
@@ -77,13 +79,14 @@ class HeaderBuilder:
         self._mtime = (-1, b"", 0)
 
     def header(self, name: str, typeflag: bytes, mode: int, uid: int, gid: int, size: int,
-               mtime: float, linkname: str = "", data: bytes = b"") -> bytes:
+               mtime: float, linkname: str = "", data: bytes = b"", pax: tuple = ()) -> bytes:
         """The header block(s) of one member (a pax header first when needed), then `data` padded to a
-        whole block when given (small files: one join instead of three appends)."""
+        whole block when given (small files: one join instead of three appends); `pax`: extra
+        (key, value) records for its pax header."""
         middle, tail, fixed_sum, owner_pax = self._owners.get((typeflag, mode, uid, gid)) or \
             self._owner(typeflag, mode, uid, gid)
         mtime = int(mtime)
-        if (not linkname and not owner_pax and name.isascii() and len(name) <= 100
+        if (not linkname and not owner_pax and not pax and name.isascii() and len(name) <= 100
                 and size < SIZE_CACHE and 0 <= mtime <= MAX_OCTAL_11):
             name_b = name.encode()
             size_field, size_sum = self._sizes.get(size) or self._size_field(size)
@@ -95,8 +98,8 @@ class HeaderBuilder:
             checksum = fixed_sum + sum(name_b) + size_sum + mtime_sum
             return b"".join((name_b.ljust(100, b"\x00"), middle, size_field, mtime_field,
                              b"%06o\x00 " % checksum, tail, data, ZEROS[:-len(data) % BLOCK]))
-        return b"".join((self._with_pax(name, typeflag, middle, tail, fixed_sum, owner_pax, size, mtime,
-                                        linkname), data, ZEROS[:-len(data) % BLOCK]))
+        return b"".join((self._with_pax(name, typeflag, middle, tail, fixed_sum, [*owner_pax, *pax], size,
+                                        mtime, linkname), data, ZEROS[:-len(data) % BLOCK]))
 
     def regular_template(self, mode: int, uid: int, gid: int) -> tuple[bytes, bytes, int] | None:
         """(middle, tail, fixed_sum) of a regular file's ustar header for this owner, or None when the

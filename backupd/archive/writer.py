@@ -19,9 +19,10 @@ from ..cancel import CancelToken
 from ..util.clock import utc_now
 from ..util.names import MANIFEST_NAME
 from . import tarheader as th
+from .differ import Differ, stat_fields
 from .errors import SourceError, WriteError
 from .inputs import PLAIN_NAME, readinto_from_read, shown_path
-from .manifest import ManifestWriter
+from .manifest import ManifestWriter, save_compressed
 from .sink import SourceSink
 from .stream import BUFFER, CompressedStream
 
@@ -51,8 +52,10 @@ class ArchiveWriter:
     """Writes one .tar.zst at `path` (inside age v1 with an `encryptor`); use as a context manager, call finish()."""
 
     def __init__(self, path: Path, *, level: int = 3, header: dict, cancel: CancelToken | None = None,
-                 on_warning: Callable[[str, str], None] | None = None, encryptor=None) -> None:
+                 on_warning: Callable[[str, str], None] | None = None, encryptor=None,
+                 differ: Differ | None = None) -> None:
         self.path = Path(path)
+        self.differ = differ        # a differential: stores what changed since the full it compares with
         self.level, self.encryptor = level, encryptor
         self.header = {**header, "backupd_version": header.get("backupd_version", __version__)}
         self.cancel = cancel
@@ -122,9 +125,29 @@ class ArchiveWriter:
             self.on_warning(member, message)
 
     # -- members ---------------------------------------------------------------------------------
-    def write_directory(self, name: str, st: os.stat_result) -> None:
-        self._stream.write(self._headers.header(name + "/", th.DIRECTORY, st.st_mode, st.st_uid,
-                                                st.st_gid, 0, st.st_mtime))
+    def write_directory(self, name: str, st: os.stat_result, listing: list | None = None,
+                        dir_fd: int | None = None) -> dict:
+        """A directory header. In a differential, a dumpdir of `listing` ([(entry name, lstat)], entries
+        relative to `dir_fd`): returns {entry name: the full's record} of the files it keeps from the full,
+        which the source then leaves out (they are in the manifest already)."""
+        if self.differ is None or listing is None:
+            self._stream.write(self._headers.header(name + "/", th.DIRECTORY, st.st_mode, st.st_uid,
+                                                    st.st_gid, 0, st.st_mtime))
+            self._manifest.directory(name)
+            self.members += 1
+            return {}
+        data, kept = self.differ.listing(name + "/", listing, dir_fd)
+        self.write_dumpdir(name, st.st_mode, st.st_uid, st.st_gid, st.st_mtime, data)
+        stats = dict(listing)
+        for entry, known in kept.items():
+            self._manifest.file(f"{name}/{entry}", known.size, known.sha256, stat_fields(stats[entry]), "full")
+        return kept
+
+    def write_dumpdir(self, name: str, mode: int, uid: int, gid: int, mtime: float, data: bytes) -> None:
+        """A directory with its GNU dumpdir (a pax GNU.dumpdir record, as GNU tar writes in POSIX format):
+        the names it must hold."""
+        self._stream.write(self._headers.header(name + "/", th.DIRECTORY, mode, uid, gid, 0, mtime,
+                                                pax=((th.DUMPDIR, data),)))
         self._manifest.directory(name)
         self.members += 1
 
@@ -169,7 +192,7 @@ class ArchiveWriter:
             raise SourceError(f"cannot read {shown}: {exc.strerror}") from None
         self._stream.write(self._headers.header(name, th.REGULAR, st.st_mode, st.st_uid, st.st_gid, size,
                                                 st.st_mtime, data=data))
-        self._manifest.file(name, size, sha256(data).hexdigest())
+        self._manifest.file(name, size, sha256(data).hexdigest(), stat_fields(st))
         self.members += 1
         self.bytes_in += size
 
@@ -222,7 +245,8 @@ class ArchiveWriter:
                             b"%06o\x00 " % (fixed_sum + sum(name_b) + size_sum + mtime_sum), tail,
                             data, th.ZEROS[:-size % th.BLOCK])))
             lines.append(f'{{"name": "{full}", "type": "file", "size": {size}, '
-                         f'"sha256": "{sha256(data).hexdigest()}"}}')
+                         f'"sha256": "{sha256(data).hexdigest()}", "stat": [{st.st_mode & 0o7777}, '
+                         f'{st.st_uid}, {st.st_gid}, {st.st_mtime_ns}, {st.st_ctime_ns}]}}')
             members += 1
             payload += size
         self._manifest.files(lines)
@@ -269,7 +293,7 @@ class ArchiveWriter:
                 self.warn(name, f"{path} grew while being read; truncated to {st.st_size} bytes")
         if warnings == self._warning_count and os.fstat(fd).st_mtime_ns != st.st_mtime_ns:
             self.warn(name, f"{path} changed while being read; the archived copy may be inconsistent")
-        self._manifest.file(name, st.st_size, digest)
+        self._manifest.file(name, st.st_size, digest, stat_fields(st))
         self.members += 1
 
     def write_stream(self, name: str, stream: BinaryIO, size: int, mode: int = 0o600,
@@ -312,8 +336,9 @@ class ArchiveWriter:
             count -= len(zeros)
 
     # -- end ---------------------------------------------------------------------------------------
-    def finish(self) -> ArchiveStats:
-        """Append MANIFEST.json, end the tar and zstd streams, fsync and close the file."""
+    def finish(self, keep_manifest: Path | None = None) -> ArchiveStats:
+        """Append MANIFEST.json, end the tar and zstd streams, fsync and close the file; with
+        `keep_manifest`, a compressed copy of the manifest goes there (a full's: what differentials compare with)."""
         if self._finished or self._stream is None:
             raise RuntimeError("ArchiveWriter.finish() called twice or outside its 'with' block")
         self.check_cancel()
@@ -329,6 +354,8 @@ class ArchiveWriter:
         self._stream.write(th.END_OF_ARCHIVE)
         sha256 = self._stream.close()
         self._file.close()
+        if keep_manifest is not None:
+            save_compressed(self._manifest.path, keep_manifest)
         self._manifest.discard()
         self._finished = True
         return ArchiveStats(size=os.stat(self.path).st_size, sha256=sha256, members=self.members,

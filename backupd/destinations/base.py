@@ -56,6 +56,7 @@ class ArchiveMeta:
     size: int
     sha256: str
     created: str           # ISO-8601 UTC
+    base: str = ""         # a differential's full (its archive name): without it there, it cannot be restored
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,11 @@ from ..config import Config, JobConfig
 from ..destinations.base import ArchiveMeta
 from ..sources.process import kill_listed
 from ..util.clock import iso, utc_now
+from ..archive.base_index import BaseError, BaseIndex
+from ..archive.differ import Differ
+from ..util.names import DIFFERENTIAL, FULL
+from . import sets
+from .sets import manifest_copy
 from .actions.archive import ArchiveContext, archive_name, host_name, write_archive
 from .actions.pending import upload_pending
 from .actions.prune import PruneContext, after_run as prune_after_run
@@ -108,14 +113,38 @@ class Run:
 
     # -- the steps ---------------------------------------------------------------------------------
     def _archive(self) -> None:
+        plan, differ = self._plan()
+        self.archive_name = archive_name(self.job.name, self.record.started, self.run_id,
+                                         bool(self.job.encrypt_to), plan.base_run_id)
+        keep = (manifest_copy(self.config.daemon.state_dir, self.job.name, self.archive_name)
+                if self.job.differential and plan.kind == FULL else None)
         context = ArchiveContext(sources=self.config.job_sources(self.job), spool=self.spool,
-                                 level=self.job.compression_level, header=self._header(), cancel=self.cancel,
-                                 progress=self.progress, log_extra=self.extra, encrypt_to=self.job.encrypt_to)
+                                 level=self.job.compression_level, header=self._header(plan), cancel=self.cancel,
+                                 progress=self.progress, log_extra=self.extra, encrypt_to=self.job.encrypt_to,
+                                 differ=differ, keep_manifest=keep)
         self.archive_path, stats = write_archive(context, self.archive_name, self.run_id)
+        base = plan.base.archive if plan.base else None
         self.record.archive = ArchiveInfo(name=self.archive_name, size=stats.size, sha256=stats.sha256,
-                                          members=stats.members, bytes_in=stats.bytes_in)
+                                          members=stats.members, bytes_in=stats.bytes_in, kind=plan.kind,
+                                          base=base.name if base else "", base_run_id=plan.base_run_id,
+                                          base_sha256=base.sha256 if base else "",
+                                          base_size=base.size if base else 0, set_size=plan.set_size + stats.size)
         self.record.warnings = stats.warning_count
         self.history.save(self.record)      # a stop from here on finds the archive in the record
+
+    def _plan(self):
+        """Full or differential (jobs/sets.py), and the Differ a differential compares with."""
+        plan = sets.plan(self.job, self.history, self.config.daemon.state_dir, self.config.destinations,
+                         self.record.started, asked_full=self.full)
+        differ = None
+        if plan.kind == DIFFERENTIAL:
+            try:
+                differ = Differ(BaseIndex.load(plan.manifest), self.job.detect)
+            except BaseError as exc:
+                plan = sets.full(f"{exc}")
+        log.info("backup kind", extra={**self.extra, "kind": plan.kind, "reason": plan.reason,
+                                       "base": plan.base.archive.name if plan.base else None})
+        return plan, differ
 
     def _store(self) -> None:
         if not store_everywhere(self._store_context(), self.job.destinations, self.archive_path,
@@ -142,15 +171,21 @@ class Run:
                             history=self.history, cancel=self.cancel, progress=self.progress.set,
                             log_extra=self.extra)
 
-    def _header(self) -> dict:
-        return {"job": self.job.name, "run_id": self.run_id, "host": host_name(),
-                "trigger": self.trigger, "started": iso(self.record.started),
-                "sources": list(self.job.sources), "backupd_version": __version__}
+    def _header(self, plan) -> dict:
+        header = {"job": self.job.name, "run_id": self.run_id, "host": host_name(),
+                  "trigger": self.trigger, "started": iso(self.record.started),
+                  "sources": list(self.job.sources), "backupd_version": __version__, "kind": plan.kind}
+        if plan.base is not None:
+            base = plan.base.archive
+            header["base"] = {"archive": base.name, "run_id": plan.base.run_id, "sha256": base.sha256,
+                              "size": base.size}
+        return header
 
     def _meta(self) -> ArchiveMeta:
         archive = self.record.archive
         return ArchiveMeta(name=archive.name, job=self.job.name, run_id=self.run_id, host=host_name(),
-                           size=archive.size, sha256=archive.sha256, created=iso(self.record.started))
+                           size=archive.size, sha256=archive.sha256, created=iso(self.record.started),
+                           base=archive.base)
 
     def _finish(self) -> RunRecord:
         with self._ending:
@@ -160,6 +195,7 @@ class Run:
         self.record.ended = utc_now()
         self.progress.set(self.record.status)
         self.history.save(self.record)
+        self._keep_base()
         error, archive = self.record.error, self.record.archive
         level = logging.INFO if self.record.status == Status.SUCCESS else logging.ERROR
         log.log(level, "run finished", extra={
@@ -171,6 +207,13 @@ class Run:
             "error": error.message if error else None})
         notify.run_ended(self.record, self.job, self.hook_trigger)
         return self.record
+
+
+    def _keep_base(self) -> None:
+        """A differential job's successful full: its manifest copy becomes the job's only one."""
+        archive = self.record.archive
+        if self.job.differential and archive and archive.kind == FULL and self.record.status == Status.SUCCESS:
+            sets.keep_only(self.config.daemon.state_dir, self.job.name, archive.name)
 
 
 # each action's steps, in order

@@ -14,7 +14,11 @@ class MemberSink(Protocol):
     """What the archive writer offers a source (archive.sink.SourceSink). Member names are relative to the
     source's folder. Its methods raise WriteError when the archive cannot be written: a source lets it pass."""
 
-    def add_directory(self, member: str, st: os.stat_result) -> None: ...
+    differential: bool      # writing a differential: add_directory wants each directory's listing
+    def add_directory(self, member: str, st: os.stat_result, listing: list | None = None,
+                      dir_fd: int | None = None) -> dict:
+        """A directory; in a differential, `listing` [(entry name, lstat)] is every entry it holds: returns
+        {entry name: ...} of the files kept from the full, which the source must not add."""
     def add_file(self, member: str, path: str, st: os.stat_result | None, *, dir_fd: int | None = None) -> None:
         """Read `path` (relative to `dir_fd` when given) into the archive; `st=None`: the writer stats the
         open file. A file that changes or vanishes while read is a warning, and the tar stays valid."""

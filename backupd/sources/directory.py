@@ -50,6 +50,8 @@ class DirectorySource:
         """Depth first; each directory's header comes right before its contents, as GNU tar writes
         them (tar -x sets a directory's mtime once it moves past it, so contents must follow it)."""
         root_st = self._root_stat()
+        if getattr(sink, "differential", False):
+            return self._write_listed(sink, root_st)
         pending = [(self.root, "", root_st)]
         while pending:
             path, prefix, st = pending.pop()
@@ -58,6 +60,76 @@ class DirectorySource:
             if self.one_file_system and st.st_dev != root_st.st_dev:
                 continue                # a mount point: stored, not descended
             pending.extend(reversed(self._scan(sink, path, prefix)))
+
+    def _write_listed(self, sink: MemberSink, root_st: os.stat_result) -> None:
+        """A differential's walk: each directory is listed before its header (a dumpdir of the names it
+        holds), and only the files the writer does not keep from the full are handed over."""
+        pending = [(self.root, "", root_st)]
+        while pending:
+            path, prefix, st = pending.pop()
+            sink.check_cancel()
+            if self.one_file_system and st.st_dev != root_st.st_dev:
+                sink.add_directory(prefix[:-1], st, [])     # a mount point: stored empty, not descended
+                continue
+            pending.extend(reversed(self._scan_listed(sink, path, prefix, st)))
+
+    def _scan_listed(self, sink: MemberSink, path: str, prefix: str, st: os.stat_result) -> list:
+        subdirs: list[tuple[str, str, os.stat_result]] = []
+        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | (os.O_NOFOLLOW if prefix else 0)
+        try:
+            dir_fd = os.open(path, flags)
+            try:
+                listing = self._listing(sink, dir_fd, path, prefix)
+                kept = sink.add_directory(prefix[:-1], st, listing, dir_fd=dir_fd)
+                self._changed(sink, listing, kept, path, prefix, subdirs, dir_fd)
+            finally:
+                os.close(dir_fd)
+        except WriteError:
+            raise
+        except OSError as exc:
+            self._unreadable_directory(sink, path, prefix, exc)
+        return subdirs
+
+    def _listing(self, sink: MemberSink, dir_fd: int, path: str, prefix: str) -> list:
+        """[(entry name, lstat)] of what the directory holds and the archive may store."""
+        listing, exclude = [], self.exclude
+        with os.scandir(dir_fd) as entries:
+            for entry in entries:
+                name = entry.name
+                if exclude is not None and (exclude.match(prefix + name) or exclude.match(name)):
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    sink.warn(prefix + name, f"{path}/{name} vanished before it was read; not archived")
+                    continue
+                kind = st.st_mode & _IFMT
+                if kind in (stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK):
+                    listing.append((name, st))
+                else:
+                    sink.warn(prefix + name, f"{path}/{name} is a {_SPECIAL_KINDS.get(kind, 'special file')}; skipped")
+        return listing
+
+    def _changed(self, sink: MemberSink, listing: list, kept: dict, path: str, prefix: str, subdirs: list,
+                 dir_fd: int) -> None:
+        """Hand over the listing's entries that are not kept from the full."""
+        batch = []
+        for name, st in listing:
+            kind = st.st_mode & _IFMT
+            if kind == stat.S_IFDIR:
+                subdirs.append((f"{path}/{name}", prefix + name + "/", st))
+            elif kind == stat.S_IFLNK:
+                try:
+                    sink.add_symlink(prefix + name, os.readlink(name, dir_fd=dir_fd), st)
+                except FileNotFoundError:
+                    sink.warn(prefix + name, f"{path}/{name} vanished before it was read; not archived")
+            elif name not in kept:
+                batch.append((prefix + name, name, st))
+                if len(batch) >= BATCH:
+                    sink.add_files(batch, dir_fd=dir_fd)
+                    batch.clear()
+        if batch:
+            sink.add_files(batch, dir_fd=dir_fd)
 
     def _root_stat(self) -> os.stat_result:
         try:

@@ -55,6 +55,8 @@ class ArchiveContext:
     progress: RunProgress
     log_extra: dict
     encrypt_to: tuple[str, ...] = ()     # age recipients; empty: not encrypted
+    differ: object | None = None         # archive.differ.Differ: a differential against that full
+    keep_manifest: Path | None = None    # a full's manifest copy goes there (differential jobs)
 
 
 def write_archive(ctx: ArchiveContext, name: str, run_id: str) -> tuple[Path, object]:
@@ -88,12 +90,13 @@ def _write(ctx: ArchiveContext, name: str, workdir: Path):
     sources = _build_sources(ctx.sources)
     writer = ArchiveWriter(ctx.spool.partial_path(name), level=ctx.level, header=ctx.header,
                            cancel=ctx.cancel, on_warning=lambda member, message: _warned(ctx, member, message),
-                           encryptor=AgeEncryptor(ctx.encrypt_to) if ctx.encrypt_to else None)
+                           encryptor=AgeEncryptor(ctx.encrypt_to) if ctx.encrypt_to else None,
+                           differ=ctx.differ)
     ctx.progress.set("archiving", counter=lambda: writer.bytes_in)
     with writer:
         for source in sources:
             _write_source(ctx, writer, source, workdir)
-        stats = writer.finish()
+        stats = writer.finish(keep_manifest=ctx.keep_manifest)
     log.info("archive written", extra={**ctx.log_extra, "archive": name, "size": stats.size,
                                        "sha256": stats.sha256, "members": stats.members,
                                        "bytes_in": stats.bytes_in, "warnings": stats.warning_count})
@@ -111,7 +114,9 @@ def _write_source(ctx: ArchiveContext, writer, source, workdir: Path) -> None:
     started = time.monotonic()
     before = writer.bytes_in
     try:
-        source.write(writer.source(source.name), workdir)
+        sink = writer.source(source.name)
+        source.write(sink, workdir)
+        sink.close()
     except SourceError as exc:
         raise RunFailed(Category.SOURCE, f"source '{source.name}': {exc}") from exc
     except (Cancelled, RunFailed, WriteError, EncryptError):

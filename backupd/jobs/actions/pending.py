@@ -4,9 +4,9 @@ from __future__ import annotations
 import logging
 
 from ...destinations.base import ArchiveMeta
-from ..result import Category, DestinationResult, RunRecord
+from ..result import Category, DestinationResult, DestinationStatus, RunRecord
 from ..spool import Spool
-from .store import StoreContext, store_one
+from .store import BASE_ABSENT, StoreContext, store_one
 
 log = logging.getLogger("backupd.store")
 
@@ -31,9 +31,12 @@ def upload_pending(ctx: StoreContext, spool: Spool, record: RunRecord, include_h
         ctx.cancel.check()
         result = DestinationResult(name=f"{config.name} (pending from run {item['run_id']})")
         record.destinations.append(result)
-        if store_one(ctx, config, path, ArchiveMeta(**item["meta"]), result):
-            _forget(ctx, spool, item)
-        else:
+        if store_one(ctx, config, path, ArchiveMeta(**item["meta"]), result) or result.kind == BASE_ABSENT:
+            _forget(ctx, spool, item)       # stored, or never storable there (its full is gone)
+        if result.kind == BASE_ABSENT:
+            record.fail(Category.DESTINATION, f"pending upload of {item['archive']} to '{config.name}' "
+                        f"dropped: {result.error}", kind=result.kind)
+        elif result.status != DestinationStatus.SUCCESS:
             if result.permanent:
                 ctx.history.hold_pending(item["archive"], item["destination"], result.error)
             else:

@@ -15,6 +15,7 @@ from ..history import History
 from ..result import Category, DestinationResult, DestinationStatus, RunRecord
 
 log = logging.getLogger("backupd.store")
+BASE_ABSENT = "base-missing"    # a DestinationResult's kind: a differential whose full the destination lacks
 StageProgress = Callable[..., None]     # (stage, bytes done, bytes total): RunProgress.set
 
 
@@ -42,6 +43,9 @@ def store_everywhere(ctx: StoreContext, names, path: Path, meta: ArchiveMeta, re
         result = DestinationResult(name=name)
         record.destinations.append(result)
         if not store_one(ctx, ctx.destinations[name], path, meta, result):
+            if result.kind == BASE_ABSENT:
+                ctx.history.save(record)
+                continue            # never stored there: a later upload could not help
             ctx.history.add_pending(meta.name, name, meta.job, meta.run_id, asdict(meta))
             if result.permanent:
                 ctx.history.hold_pending(meta.name, name, result.error)
@@ -63,10 +67,13 @@ def store_one(ctx: StoreContext, config: DestinationConfig, path: Path, meta: Ar
     ctx.progress(stage, 0, meta.size)
     extra = {**ctx.log_extra, "destination": config.name, "archive": meta.name}
     try:
+        _check_base(ctx, destination, meta)
         stored = destination.store(path, meta, progress=lambda done, total: ctx.progress(stage, done, total))
     except DestinationError as exc:
         result.status, result.error, result.kind = DestinationStatus.FAILED, str(exc), exc.kind
         result.permanent = exc.permanent
+        if isinstance(exc, BaseAbsent):
+            result.kind = BASE_ABSENT
         if exc.kind == ErrorKind.VERIFY:
             ctx.history.record_check(meta.name, config.name, ok=False, detail=str(exc))
         log.error("destination failed", extra={**extra, "kind": exc.kind, "permanent": exc.permanent,
@@ -80,3 +87,19 @@ def store_one(ctx: StoreContext, config: DestinationConfig, path: Path, meta: Ar
     log.info("destination stored", extra={**extra, "location": stored.location, "file_id": stored.file_id,
                                           "link": stored.link, "size": stored.size})
     return True
+
+
+class BaseAbsent(DestinationError):
+    """A differential's full is not at the destination."""
+
+
+def _check_base(ctx: StoreContext, destination, meta: ArchiveMeta) -> None:
+    """A differential is stored only where its full is (or its upload is waiting, to go first)."""
+    if not meta.base or any(item.name == meta.base for item in destination.list(meta.job)):
+        return
+    if any(item["archive"] == meta.base and item["destination"] == destination.name
+           for item in ctx.history.pending(meta.job)):
+        raise DestinationError(f"its full {meta.base} is still waiting to be uploaded there; it goes first",
+                               ErrorKind.NETWORK, permanent=False)
+    raise BaseAbsent(f"its full {meta.base} is not there, and a differential cannot be restored without it: "
+                     "not stored (the next run makes a new full)", ErrorKind.NOT_FOUND)

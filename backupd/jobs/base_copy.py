@@ -1,0 +1,32 @@
+"""The copy of a full's MANIFEST.json read back from a destination, when the state directory lost it."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from ..archive.manifest import save_compressed
+from ..config import DestinationConfig
+from ..destinations import registry
+from ..util.names import MANIFEST_NAME
+from .result import ArchiveInfo
+
+
+def manifest_from_destination(config: DestinationConfig, state_dir: Path, archive: ArchiveInfo, copy: Path) -> bool:
+    """Stream the full from the destination, check its sha256 against the record, keep its manifest at `copy`;
+    False when the stream does not match."""
+    from ..restore.reader import ArchiveReader
+    destination = registry.build(config, state_dir)
+    try:
+        with tempfile.NamedTemporaryFile(dir=copy.parent if copy.parent.is_dir() else None) as scratch:
+            with ArchiveReader(destination.fetch_stream(archive.name)) as reader:
+                for member in reader:
+                    if member.type == "file" and member.name.removeprefix("./") == MANIFEST_NAME:
+                        for piece in reader.chunks():
+                            scratch.write(piece)
+            if reader.sha256 != archive.sha256 or not scratch.tell():
+                return False
+            scratch.flush()
+            save_compressed(Path(scratch.name), copy)
+            return True
+    finally:
+        destination.close()

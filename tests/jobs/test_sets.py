@@ -1,0 +1,159 @@
+"""Backup sets in-process: which runs are fulls, what a differential holds, and the tree tar -G gives back."""
+from __future__ import annotations
+
+import os
+import shutil
+from datetime import timedelta
+
+import pytest
+
+from backupd.config import load
+from backupd.jobs import sets
+from backupd.jobs.history import History
+from backupd.jobs.runner import Run
+from tests.configs import directory_source, job, local_destination, write_config
+from tests.diff_trees import members, snapshot, tar_restore
+
+pytestmark = pytest.mark.skipif(shutil.which("zstd") is None, reason="needs the zstd command")
+
+
+def build_tree(data):
+    (data / "docs/deep").mkdir(parents=True)
+    (data / "docs/a.txt").write_text("alpha")
+    (data / "docs/deep/b.txt").write_text("beta" * 1000)
+    (data / "old").mkdir()
+    (data / "old/x").write_text("x")
+    (data / "later_dir").write_text("a file that becomes a folder")
+    (data / "later_file").mkdir()
+    (data / "later_file/inner").write_text("inner")
+    (data / "keep.bin").write_bytes(os.urandom(300_000))
+    os.symlink("docs/a.txt", data / "link")
+
+
+def change_tree(data):
+    (data / "docs/a.txt").write_text("alpha, changed")
+    (data / "new.txt").write_text("new")
+    shutil.rmtree(data / "old")
+    (data / "later_dir").unlink()
+    (data / "later_dir").mkdir()
+    (data / "later_dir/in").write_text("in")
+    shutil.rmtree(data / "later_file")
+    (data / "later_file").write_text("now a file")
+    os.rename(data / "docs/deep", data / "docs/renamed")
+    os.chmod(data / "keep.bin", 0o600)
+    os.unlink(data / "link")
+    os.symlink("new.txt", data / "link")
+
+
+def configure(tmp_path, **keys):
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
+    path = write_config(tmp_path, sources={"files": directory_source(data)},
+                        destinations={"local": local_destination(tmp_path / "archives")},
+                        jobs={"main": job(["files"], differential=True, **keys)})
+    return load(path)
+
+
+def run(config, **fields):
+    return Run(config=config, job=config.jobs["main"], history=History(config.daemon.state_dir), **fields).execute()
+
+
+def test_first_run_is_a_full_then_differentials_against_it(tmp_path):
+    config = configure(tmp_path)
+    build_tree(tmp_path / "data")
+    first = run(config)
+    change_tree(tmp_path / "data")
+    second = run(config)
+    assert first.status == second.status == "success"
+    assert (first.archive.kind, second.archive.kind) == ("full", "differential")
+    assert second.archive.base == first.archive.name and second.archive.base_run_id == first.run_id
+    assert f"-diff-{first.run_id[:8]}" in second.archive.name
+    assert second.archive.set_size == first.archive.size + second.archive.size
+    names = members(tmp_path / "archives" / second.archive.name)
+    assert "files/keep.bin" in names                  # a permission change stores the file again
+    assert "files/docs/renamed/b.txt" in names and "files/docs/a.txt" in names
+    assert "files/docs/deep/b.txt" not in names
+    target = tmp_path / "restored"
+    tar_restore([tmp_path / "archives" / first.archive.name, tmp_path / "archives" / second.archive.name], target)
+    assert snapshot(target / "files") == snapshot(tmp_path / "data")
+
+
+def test_unchanged_files_are_left_out_and_a_tree_copied_with_new_inodes_is_not_stored_again(tmp_path):
+    config = configure(tmp_path)
+    build_tree(tmp_path / "data")
+    first = run(config)
+    shutil.copytree(tmp_path / "data", tmp_path / "copy", symlinks=True)     # copy2: same mtimes, new ctimes
+    shutil.rmtree(tmp_path / "data")
+    os.rename(tmp_path / "copy", tmp_path / "data")
+    second = run(config)
+    assert second.archive.kind == "differential"
+    stored = [name for name in members(tmp_path / "archives" / second.archive.name) if not name.endswith("/")]
+    assert stored == ["files/link", "MANIFEST.json"]      # symbolic links are always stored
+    assert second.archive.size < first.archive.size / 10
+
+
+def test_trigger_full_age_and_size_limits_start_a_new_set(tmp_path):
+    config = configure(tmp_path, full_every={"size": 1})        # any differential reaches 1 byte
+    build_tree(tmp_path / "data")
+    assert run(config).archive.kind == "full"
+    assert run(config).archive.kind == "differential"
+    assert run(config).archive.kind == "full"           # the set's differential reached full_every.size
+    assert run(config, full=True).archive.kind == "full"
+    history = History(config.daemon.state_dir)
+    later = history.last_success("main").started + timedelta(days=7)
+    plan = sets.plan(config.jobs["main"], history, config.daemon.state_dir, config.destinations, later)
+    assert plan.kind == "full" and "old" in plan.reason
+
+
+def test_a_failed_full_never_becomes_a_base(tmp_path):
+    config = configure(tmp_path)
+    build_tree(tmp_path / "data")
+    (tmp_path / "archives").write_text("not a folder: the local destination fails")
+    failed = run(config)
+    assert failed.status == "failed" and failed.archive.kind == "full"
+    (tmp_path / "archives").unlink()
+    assert run(config).archive.kind == "full"
+
+
+def test_a_full_missing_at_a_destination_means_a_new_full(tmp_path):
+    config = configure(tmp_path)
+    build_tree(tmp_path / "data")
+    first = run(config)
+    (tmp_path / "archives" / first.archive.name).unlink()
+    history = History(config.daemon.state_dir)
+    plan = sets.plan(config.jobs["main"], history, config.daemon.state_dir, config.destinations,
+                     first.started + timedelta(hours=1))
+    assert plan.kind == "full" and "missing at destination 'local'" in plan.reason
+    assert run(config).archive.kind == "full"
+
+
+def test_a_lost_manifest_copy_is_read_back_from_the_destination(tmp_path):
+    config = configure(tmp_path)
+    build_tree(tmp_path / "data")
+    first = run(config)
+    copy = sets.manifest_copy(config.daemon.state_dir, "main", first.archive.name)
+    assert copy.exists()
+    copy.unlink()
+    second = run(config)
+    assert second.archive.kind == "differential" and copy.exists()
+
+
+def test_a_new_full_replaces_the_previous_manifest_copy(tmp_path):
+    config = configure(tmp_path)
+    build_tree(tmp_path / "data")
+    first = run(config)
+    second = run(config, full=True)
+    folder = sets.bases_dir(config.daemon.state_dir, "main")
+    assert [path.name for path in folder.iterdir()] == [f"{second.archive.name}.manifest.zst"]
+    assert first.archive.name != second.archive.name
+
+
+def test_a_job_without_differential_makes_fulls_and_keeps_no_copy(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    build_tree(data)
+    config = load(write_config(tmp_path, sources={"files": directory_source(data)}))
+    one, two = (Run(config=config, job=config.jobs["main"], history=History(config.daemon.state_dir)).execute()
+                for _ in range(2))
+    assert one.archive.kind == two.archive.kind == "full"
+    assert not sets.bases_dir(config.daemon.state_dir, "main").exists()
