@@ -15,6 +15,12 @@ Built-in safety, whatever the policy:
 - A backup whose verification failed (ok=False) counts toward no rule and is never kept by one, so it cannot
   take the slot of a good backup: the decision for every good backup is the same with or without the failed
   ones. Under a non-empty policy a failed backup is removed unless it is dated after `now`.
+- Backup sets: a differential (kind "differential", `base` = its full's name) is a restore point like a full and
+  counts toward the rules the same way. A kept differential keeps its full ("full of kept <name>"), so a full
+  goes only together with all of its differentials, when none of them is kept; the newest successful restore
+  point and its full (the newest complete set) are always kept. A differential whose full is not among the
+  backups, or whose full failed verification, cannot be restored: like a failed backup it counts toward no rule
+  and is removed under a non-empty policy unless dated after `now` (the set rules: jobs/retention_sets.py).
 - Duplicate timestamps are ordered by name (of two backups created at the same instant, the one whose name
   sorts last counts as the newer). Names must be unique; a duplicate name is an error, so nothing is decided.
 
@@ -27,9 +33,11 @@ from datetime import datetime, timedelta, tzinfo
 from typing import Callable, Iterable
 
 from ..config.keep import KeepPolicy, format_duration
+from ..util.names import FULL
+from .retention_sets import check_kinds, keep_fulls, kind_text, protected, unrestorable
 
 __all__ = ["AFTER_NOW", "NEWEST_OK", "NO_POLICY", "PERIODS", "Backup", "Decision", "KeepPolicy", "decide",
-           "format_duration", "format_plan", "kept", "newest_per_period"]
+           "format_duration", "format_plan", "kept", "newest_per_period", "protected"]
 
 NO_POLICY = "no keep policy"
 NEWEST_OK = "newest successful"
@@ -54,32 +62,44 @@ PERIODS: dict[str, Callable[[datetime], str]] = {
 
 @dataclass(frozen=True)
 class Backup:
-    """One candidate: its unique name, creation time (aware), whether it verified; `ref` is the caller's."""
+    """One candidate: its unique name, creation time (aware), whether it verified, its kind and, for a
+    differential, its full's name ("" when the full is not known); `ref` is the caller's."""
 
     name: str
     created: datetime
     ok: bool = True
+    kind: str = FULL
+    base: str = ""
     ref: object = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
 class Decision:
-    """What the policy does with one backup; `rules` lists what keeps it, empty when it would be removed."""
+    """What the policy does with one backup; `rules` lists what keeps it, empty when it would be removed;
+    `unrestorable` says why a differential cannot be restored from these backups ("" when it can)."""
 
     backup: Backup
     local: datetime
     rules: tuple[str, ...]
+    unrestorable: str = ""
 
     @property
     def kept(self) -> bool:
         return bool(self.rules)
 
     @property
+    def counts(self) -> bool:
+        """A restore point the rules may count: it verified and, a differential, its full is there and good."""
+        return self.backup.ok and not self.unrestorable
+
+    @property
     def reason(self) -> str:
         """The rules that keep it, or why nothing does."""
         if self.rules:
             return ", ".join(self.rules)
-        return "no rule keeps it" if self.backup.ok else "verification failed, counts toward no rule"
+        if not self.backup.ok:
+            return "verification failed, counts toward no rule"
+        return self.unrestorable or "no rule keeps it"
 
 
 def _age(backup: Backup) -> tuple[datetime, str]:
@@ -97,6 +117,7 @@ def _check_inputs(backups: list[Backup], now: datetime) -> None:
         if backup.name in seen:
             raise ValueError(f"retention: backup name {backup.name!r} appears twice; nothing decided")
         seen.add(backup.name)
+    check_kinds(backups)
 
 
 def newest_per_period(count: int, period_of: Callable[[datetime], str], counted: list[Backup],
@@ -139,6 +160,7 @@ def decide(policy: KeepPolicy, backups: Iterable[Backup], now: datetime, tz: tzi
     ordered = sorted(backups, key=_age, reverse=True)
     _check_inputs(ordered, now)
     keep: dict[str, list[str]] = {backup.name: [] for backup in ordered}
+    cannot = unrestorable(ordered)
     if policy.empty:
         for labels in keep.values():
             labels.append(NO_POLICY)
@@ -146,9 +168,12 @@ def decide(policy: KeepPolicy, backups: Iterable[Backup], now: datetime, tz: tzi
         for backup in ordered:
             if backup.created > now:
                 keep[backup.name].append(AFTER_NOW)
-        counted = [backup for backup in ordered if backup.ok and backup.created <= now]
+        counted = [backup for backup in ordered
+                   if backup.ok and backup.name not in cannot and backup.created <= now]
         _apply_rules(policy, counted, now, tz, keep)
-    return [Decision(backup, backup.created.astimezone(tz), tuple(keep[backup.name])) for backup in ordered]
+        keep_fulls(ordered, keep)
+    return [Decision(backup, backup.created.astimezone(tz), tuple(keep[backup.name]), cannot.get(backup.name, ""))
+            for backup in ordered]
 
 
 def kept(decisions: Iterable[Decision]) -> list[Backup]:
@@ -157,8 +182,16 @@ def kept(decisions: Iterable[Decision]) -> list[Backup]:
 
 
 def format_plan(decisions: Iterable[Decision]) -> list[str]:
-    """What `prune --dry-run` prints: one line per backup, newest first, with what keeps it or that nothing does."""
+    """What `prune --dry-run` prints: one line per backup, newest first, with what keeps it or that nothing does.
+    Where a differential is among them, a column after the name gives each one's kind (and a differential's
+    full); a plan of fulls alone reads as it always did."""
     ordered = sorted(decisions, key=lambda decision: _age(decision.backup), reverse=True)
     width = max((len(decision.backup.name) for decision in ordered), default=0)
+    names = {decision.backup.name for decision in ordered}
+    kinds = [kind_text(decision.backup, names) for decision in ordered]
+    if all(kind == FULL for kind in kinds):
+        kinds = ["" for _ in ordered]
+    kind_width = max((len(kind) + 2 for kind in kinds if kind), default=0)
     return [f"{'keep' if decision.kept else 'remove':<8}{decision.local:%Y-%m-%d %H:%M:%S %Z}  "
-            f"{decision.backup.name:<{width}}  ({decision.reason})" for decision in ordered]
+            f"{decision.backup.name:<{width}}  {kind:<{kind_width}}({decision.reason})"
+            for decision, kind in zip(ordered, kinds)]

@@ -17,10 +17,12 @@ from backupd.jobs.history import History
 from backupd.util.clock import iso
 
 
-def backup_meta(job: str, when: datetime, host: str | None = None) -> tuple[ArchiveMeta, bytes]:
-    """The metadata backupd would give a backup of `job` made at `when`, and some content for it."""
+def backup_meta(job: str, when: datetime, host: str | None = None,
+                base_run_id: str = "") -> tuple[ArchiveMeta, bytes]:
+    """The metadata backupd would give a backup of `job` made at `when` (a differential against the full of
+    run `base_run_id` when given), and some content for it."""
     run_id = secrets.token_hex(6)
-    name = archive_name(job, when, run_id)
+    name = archive_name(job, when, run_id, base_run_id=base_run_id)
     if host is not None:
         name = name.replace(f"-{host_name()}-", f"-{host}-", 1)
     data = f"archive {name}\n".encode()
@@ -28,9 +30,9 @@ def backup_meta(job: str, when: datetime, host: str | None = None) -> tuple[Arch
                        sha256=hashlib.sha256(data).hexdigest(), created=iso(when)), data
 
 
-def at_local(root: Path, job: str, when: datetime, host: str | None = None) -> str:
+def at_local(root: Path, job: str, when: datetime, host: str | None = None, base_run_id: str = "") -> str:
     """Store a backup of `job` dated `when` in the local destination at `root`; its name."""
-    meta, data = backup_meta(job, when, host)
+    meta, data = backup_meta(job, when, host, base_run_id)
     source = root.parent / f"planted-{meta.name}"
     source.write_bytes(data)
     LocalDestination(LocalDestinationConfig(name="local", path=root)).store(source, meta)
@@ -38,9 +40,10 @@ def at_local(root: Path, job: str, when: datetime, host: str | None = None) -> s
     return meta.name
 
 
-def on_drive(drive, folder_id: str, job: str, when: datetime, host: str | None = None) -> str:
+def on_drive(drive, folder_id: str, job: str, when: datetime, host: str | None = None,
+             base_run_id: str = "") -> str:
     """Put a backup of `job` dated `when` into the Drive folder, tagged as DriveDestination.store tags it."""
-    meta, data = backup_meta(job, when, host)
+    meta, data = backup_meta(job, when, host, base_run_id)
     drive.put_file(meta.name, data, parents=[folder_id], app_properties={
         "backupd": "1", "job": meta.job, "run_id": meta.run_id, "host": meta.host, "sha256": meta.sha256,
         "created": meta.created})

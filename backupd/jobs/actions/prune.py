@@ -3,10 +3,16 @@
 Only backupd's own archives of this job and this host are candidates (the destination's list() holds only
 backupd's archives; their job, host and name must also fit): anything else is never touched. A destination
 whose listing fails prunes nothing, and the newest successful backup is never removed whatever the policy.
+
+Backup sets are told apart from the listing alone (a reinstalled machine has no history): a differential's
+archive name carries its full's run id prefix, and its full is the listed full of the same job and host whose
+run id starts with it. Differentials are removed before their full, so a prune cut short never leaves a
+differential without its full.
 """
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -18,12 +24,14 @@ from ...config import DestinationConfig, JobConfig
 from ...destinations import registry
 from ...destinations.base import DestinationError, StoredBackup
 from ...util.clock import iso, parse_iso, utc_now
+from ...util.names import DIFFERENTIAL, base_run_of, kind_of
 from ..history import History
 from ..result import DestinationStatus, RunRecord, Status
-from ..retention import Backup, Decision, decide, format_plan
+from ..retention import Backup, Decision, decide, format_plan, protected
 from .archive import archive_pattern, host_name
 
 log = logging.getLogger("backupd.prune")
+_RUN_IN_NAME = re.compile(r"-([0-9a-f]{1,8})(?:-diff-[0-9a-f]{1,12})?\.tar\.zst(?:\.age)?$")
 
 
 @dataclass(frozen=True)
@@ -52,7 +60,8 @@ class PrunePlan:
     def to_dict(self) -> dict:
         return {"destination": self.destination, "plan": format_plan(self.decisions), "removed": self.removed,
                 "backups": [{"name": d.backup.name, "created": iso(d.backup.created), "ok": d.backup.ok,
-                             "kept": d.kept, "rules": list(d.rules), "reason": d.reason} for d in self.decisions],
+                             "kind": d.backup.kind, "base": d.backup.base, "kept": d.kept, "rules": list(d.rules),
+                             "reason": d.reason} for d in self.decisions],
                 "error": self.error}
 
 
@@ -79,9 +88,9 @@ def prune_one(ctx: PruneContext, config: DestinationConfig) -> PrunePlan:
             plan.error = f"cannot list the backups, nothing pruned: {exc}"
             log.error("prune skipped: the destination cannot be listed", extra={**extra, "error": str(exc)})
             return plan
-        backups = candidates(listed, ctx.job.name, ctx.history.failed_checks(config.name))
         now = ctx.now or utc_now()
         try:
+            backups = candidates(listed, ctx.job.name, ctx.history.failed_checks(config.name))
             plan.decisions = decide(ctx.job.keep, backups, now, ZoneInfo(ctx.job.timezone))
         except ValueError as exc:
             plan.error = f"nothing pruned: {exc}"
@@ -96,17 +105,37 @@ def prune_one(ctx: PruneContext, config: DestinationConfig) -> PrunePlan:
 
 def candidates(listed: Iterable[StoredBackup], job: str, failed_checks: set[str]) -> list[Backup]:
     """The listed archives pruning may consider: this job's and this host's, named as backupd names them,
-    with a creation time; a backup whose verification failed is not ok."""
+    with a creation time; a backup whose verification failed is not ok; a differential names its full
+    ("" when no listed full is its base). Two fulls a differential could belong to are a ValueError."""
     host = host_name()
     pattern = archive_pattern(job, host)
-    found = []
+    own = []
     for stored in listed:
         created = _created(stored.created)
-        if (stored.job != job or stored.extra.get("host") != host or not pattern.fullmatch(stored.name)
-                or not stored.sha256 or created is None):
-            continue
-        found.append(Backup(stored.name, created, ok=stored.name not in failed_checks, ref=stored))
-    return found
+        if (stored.job == job and stored.extra.get("host") == host and pattern.fullmatch(stored.name)
+                and stored.sha256 and created is not None):
+            own.append((stored, created))
+    fulls = [stored for stored, _ in own if base_run_of(stored.name) is None]
+    return [Backup(stored.name, created, ok=stored.name not in failed_checks, kind=kind_of(stored.name),
+                   base=_full_of(stored.name, fulls), ref=stored) for stored, created in own]
+
+
+def _run_id(stored: StoredBackup) -> str:
+    """The run id the destination recorded, else the run id prefix in the archive's name."""
+    match = _RUN_IN_NAME.search(stored.name)
+    return stored.run_id or (match.group(1) if match else "")
+
+
+def _full_of(name: str, fulls: list[StoredBackup]) -> str:
+    """A differential's full among the listed fulls: the one whose run id starts with the name's base run."""
+    base_run = base_run_of(name)
+    if base_run is None:
+        return ""
+    matches = sorted(full.name for full in fulls if _run_id(full).startswith(base_run))
+    if len(matches) > 1:
+        raise ValueError(f"differential {name} could belong to {len(matches)} fulls ({', '.join(matches)}); "
+                         "nothing decided")
+    return matches[0] if matches else ""
 
 
 def _created(text: str) -> datetime | None:
@@ -117,23 +146,24 @@ def _created(text: str) -> datetime | None:
     return created if created is not None and created.utcoffset() is not None else None
 
 
-def _newest_ok(plan: PrunePlan, now: datetime) -> str | None:
-    good = [d.backup for d in plan.decisions if d.backup.ok and d.backup.created <= now]
-    return max(good, key=lambda b: (b.created, b.name)).name if good else None
+def _removal_order(decisions: list[Decision]) -> list[Decision]:
+    """What the plan does not keep, differentials first, each kind oldest first."""
+    doomed = [decision for decision in reversed(decisions) if not decision.kept]
+    return sorted(doomed, key=lambda decision: decision.backup.kind != DIFFERENTIAL)
 
 
 def _remove(ctx: PruneContext, destination, plan: PrunePlan, now: datetime, extra: dict) -> None:
-    """Delete what the plan does not keep, oldest first, each recorded as its delete begins (the next prune
-    finishes one a kill cut short); stop at the first error."""
-    newest = _newest_ok(plan, now)
+    """Delete what the plan does not keep, differentials before fulls, oldest first, each recorded as its delete
+    begins (the next prune finishes one a kill cut short); stop at the first error."""
+    keep_always = protected(plan.decisions, now)
     policy = ctx.job.keep.describe()
-    for decision in reversed(plan.decisions):
+    for decision in _removal_order(plan.decisions):
         name = decision.backup.name
-        if decision.kept:
-            continue
-        if name == newest:   # the policy never gives this up; should that ever change, nothing is removed
-            plan.error = f"refused to remove {name}: it is the newest successful backup"
-            log.error("prune refused to remove the newest successful backup", extra={**extra, "archive": name})
+        if name in keep_always:   # the policy never gives these up; should that ever change, nothing is removed
+            what = "the newest successful backup" if name == keep_always[0] else "the newest successful one's full"
+            plan.error = f"refused to remove {name}: it is {what}"
+            log.error("prune refused to remove the newest successful backup or its full",
+                      extra={**extra, "archive": name})
             return
         if ctx.cancel is not None and ctx.cancel.cancelled:
             plan.error = f"stopped before removing everything: {ctx.cancel.reason}"
