@@ -7,7 +7,11 @@ from datetime import datetime, timedelta
 
 from hypothesis import given, strategies as st
 
+from backupd.destinations.base import StoredBackup
+from backupd.jobs.actions.archive import archive_name, host_name
+from backupd.jobs.actions.prune import candidates
 from backupd.jobs.retention import Backup, KeepPolicy, decide, kept, protected
+from backupd.util.clock import iso
 from tests.jobs.test_retention_properties import (PROPERTY, SIDE, START, TWO_YEARS, ZONES, newest, policies,
                                                   reference, rules_by_kind)
 
@@ -120,3 +124,32 @@ def test_unrestorable_differentials_change_no_decision_about_restore_points(hist
                 for d in decide(policy, backups, now, tz)}
     assert {name: rules for name, rules in own_rules(history).items() if name in by_name and
             by_name[name] in usable} == own_rules(usable)
+
+
+def as_listing(history: list[Backup], named_only: set[str]) -> tuple[list[StoredBackup], dict[str, str]]:
+    """What a destination would list for these backups (real archive names and run ids; the backups in
+    `named_only` without a run id, as an old sidecar might be), and archive name -> the history's name."""
+    def run_id(name: str) -> str:
+        return f"{int(name[1:]):08x}{int(name[1:]) % 0xffff:04x}"
+    listed, names = [], {}
+    for b in history:
+        base_run = run_id(b.base) if b.kind == "differential" else ""
+        name = archive_name("daily", b.created, run_id(b.name), base_run_id=base_run)
+        listed.append(StoredBackup(name=name, size=1, location=name, job="daily", sha256="0" * 64,
+                                   run_id="" if b.name in named_only else run_id(b.name), created=iso(b.created),
+                                   extra={"host": host_name()}))
+        names[name] = b.name
+    return listed, names
+
+
+@SIDE
+@given(set_histories(), st.data())
+def test_the_listing_alone_tells_each_differential_its_full(history_now, data):
+    """The prune action's candidates, from a listing of archive names and run ids only, are the history's
+    backups: same kinds, and each differential's full (none where its full is not listed)."""
+    history, _ = history_now
+    named_only = data.draw(st.sets(st.sampled_from([b.name for b in history]))) if history else set()
+    listed, names = as_listing(history, named_only)
+    by_name = {b.name: b for b in history}
+    found = [(names[b.name], b.created, b.kind, names.get(b.base, "")) for b in candidates(listed, "daily", set())]
+    assert found == [(b.name, b.created, b.kind, b.base if b.base in by_name else "") for b in history]
