@@ -11,11 +11,12 @@ from datetime import datetime, timezone
 
 import pytest
 
-from backupd.client import (BackupFailed, Client, DaemonStatus, DaemonUnreachable, PermissionDenied, Progress,
-                            RemoteError, RunRecord, Started)
+from backupd.client import (BackupFailed, Client, DaemonStatus, DaemonUnreachable, JobStatus, PermissionDenied,
+                            Progress, RemoteError, RunRecord, Started, StoredBackup)
 from backupd.daemon import protocol as proto
 from tests.configs import command_source, directory_source, job, write_config
 from tests.e2e.daemon_harness import Daemon
+from tests.waiting import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +69,21 @@ def test_history_and_listing_agree_with_the_run(client):
     listing = client.list_backups(job="main")
     assert record.archive_name in [b.name for b in listing.backups] and listing.errors == ()
     assert {b.destination for b in listing.backups} == {"local"}
+
+
+def test_a_full_is_asked_for_and_each_record_and_listing_says_its_kind(client, daemon):
+    wait_for(lambda: client.status().job("main").running is None, what="the runs of main before to end")
+    started = client.trigger("main", full=True)
+    assert isinstance(started, Started) and started.started and started.full and started.note == ""
+    wait_for(lambda: client.status().job("main").running is None, what="the full run's end")
+    record = client.history("main", limit=1)[0]
+    assert record.run_id == started.run_id and record.kind == "full" and not record.archive.differential
+    assert record.to_dict()["archive"]["kind"] == "full"
+    stored = {backup.name: backup for backup in client.list_backups(job="main").backups}[record.archive_name]
+    assert (stored.kind, stored.base, stored.base_run, stored.set_size) == ("full", "", "", record.size)
+    with pytest.raises(RemoteError, match="full and upload_pending do not go together") as refused:
+        client.trigger("main", full=True, upload_pending=True)
+    assert refused.value.code == "bad_args"
 
 
 def test_trigger_without_wait_and_status(client):
@@ -167,3 +183,16 @@ def test_unknown_fields_from_a_newer_daemon_are_ignored():
                                                     "future": True}]})
     assert record.link == "https://x" and record.started == datetime(2024, 5, 1, 3, tzinfo=timezone.utc)
     assert record.archive_name is None and record.to_dict()["ended"] is None
+
+
+def test_a_listing_and_a_record_from_a_daemon_before_differentials_still_say_their_kind():
+    old = {"destination": "local", "name": "db-host-20240502T030000Z-bbbb2222-diff-aaaa1111.tar.zst", "size": 5,
+           "location": "/srv/x", "job": "db"}
+    backup = StoredBackup._from(old)
+    assert (backup.kind, backup.base_run, backup.base, backup.differential) == ("differential", "aaaa1111", "", True)
+    assert StoredBackup._from({**old, "name": "db-host-20240501T030000Z-aaaa1111.tar.zst"}).kind == "full"
+    record = RunRecord.from_dict({"run_id": "r1", "job": "j", "trigger": "manual", "status": "success",
+                                  "archive": {"name": "a.tar.zst", "size": 9, "sha256": "ab", "members": 1,
+                                              "bytes_in": 3}})
+    assert (record.kind, record.archive.set_size, record.archive.base) == ("full", 0, "")
+    assert JobStatus.from_dict({"name": "j", "schedule": "x", "timezone": "UTC"}).differential is False
