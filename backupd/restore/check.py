@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Iterable, Iterator
 
 from ..archive.manifest import FORMAT
+from ..util.names import DIFFERENTIAL
 from .reader import ArchiveError, ArchiveReader, Member
 
 MANIFEST_NAME = "MANIFEST.json"
@@ -81,27 +82,38 @@ class ArchiveCheck:
             self._manifest.write(piece)
 
     def record(self, member: Member) -> None:
-        """Log a member whose data has been read (or skipped): its sha256 is known."""
+        """Log a member whose data has been read (or skipped): its sha256 is known. A dumpdir is a folder."""
         if self._manifest is not None:
             raise ArchiveError(f"member {member.name!r} follows {MANIFEST_NAME}, which must be last")
-        name, kind = member.name.removesuffix("/").encode(*_ENCODING), member.type.encode(*_ENCODING)
+        kind = "dir" if member.type == "dumpdir" else member.type
+        name, kind = member.name.removesuffix("/").encode(*_ENCODING), kind.encode(*_ENCODING)
         target = member.linkname.encode(*_ENCODING)
         digest = bytes.fromhex(member.sha256) if member.type == "file" else bytes(32)
         self._log.write(_RECORD.pack(len(kind), len(name), len(target), member.size, digest)
                         + kind + name + target)
         self.members += 1
-        self.bytes += member.size if member.type == "file" else 0
+        self.bytes += member.size if kind == b"file" else 0
+
+    @property
+    def manifest(self) -> BinaryIO | None:
+        """The spooled MANIFEST.json (None if the archive had none)."""
+        return self._manifest
 
     def compare(self, report: VerifyReport) -> VerifyReport:
-        """Fill `report` with what differs between the logged members and the manifest."""
+        """Fill `report` with what differs between the logged members and the manifest (a differential's:
+        the members it holds, see differential.py)."""
         report.members, report.bytes = self.members, self.bytes
         if self._manifest is None:
             report.error = f"no {MANIFEST_NAME} in the archive (not a backupd archive, or cut short)"
             return report
-        compare_records(self._logged(), manifest_entries(self._manifest), report)
+        if manifest_header(self._manifest).get("kind") == DIFFERENTIAL:
+            from .differential import compare_held
+            compare_held(self.logged(), manifest_members(self._manifest), report)
+        else:
+            compare_records(self.logged(), manifest_entries(self._manifest), report)
         return report
 
-    def _logged(self) -> Iterator[Record]:
+    def logged(self) -> Iterator[Record]:
         """The logged records, read back a block at a time."""
         self._log.seek(0)
         data, pos = b"", 0
@@ -126,7 +138,12 @@ def _text(raw: bytes) -> str:
 
 
 def manifest_entries(file: BinaryIO) -> Iterator[Record]:
-    """The members of a spooled MANIFEST.json as records. The writer puts one member per line; that layout
+    """The members of a spooled MANIFEST.json as records."""
+    return _entries(manifest_members(file))
+
+
+def manifest_members(file: BinaryIO) -> Iterator[dict]:
+    """The member entries of a spooled MANIFEST.json. The writer puts one member per line; that layout
     is read line by line (memory stays flat), any other one as a whole document."""
     head, tail, count = [], [], 0
     for section, line in _sections(file):
@@ -139,12 +156,27 @@ def manifest_entries(file: BinaryIO) -> Iterator[Record]:
         members = _document(file.read()).get("members")
         if not isinstance(members, list):
             raise ArchiveError(f"{MANIFEST_NAME} has no members list")
-        yield from _entries(members)
+        yield from members
         return
     document = _document(b"\n".join(head + tail))
     if document.get("member_count", count) != count:
         raise ArchiveError(f"{MANIFEST_NAME} lists {count} members, its total says {document['member_count']}")
-    yield from _entries(_loaded_lines(line for section, line in _sections(file) if section == "members"))
+    yield from _loaded_lines(line for section, line in _sections(file) if section == "members")
+
+
+def manifest_header(file: BinaryIO) -> dict:
+    """A spooled MANIFEST.json's fields other than its members (kind, base, job, run_id...)."""
+    head, tail = [], []
+    for section, line in _sections(file):
+        if section != "members":
+            (head if section == "head" else tail).append(line)
+    if tail:
+        document = _document(b"\n".join(head + tail))
+    else:
+        file.seek(0)
+        document = _document(file.read())
+    document.pop("members", None)
+    return document
 
 
 def _sections(file: BinaryIO) -> Iterator[tuple[str, bytes]]:
@@ -199,10 +231,15 @@ def _loaded_block(block: list[bytes]) -> list:
 
 def _entries(members: Iterable) -> Iterator[Record]:
     for entry in members:
-        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
-            raise ArchiveError(f"{MANIFEST_NAME}: a member entry without a name")
-        yield (entry["name"], entry.get("type", "file"), entry.get("size", 0), entry.get("sha256", ""),
-               entry.get("target", ""))
+        yield record_of(entry)
+
+
+def record_of(entry) -> Record:
+    """The record of one manifest member entry."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+        raise ArchiveError(f"{MANIFEST_NAME}: a member entry without a name")
+    return (entry["name"], entry.get("type", "file"), entry.get("size", 0), entry.get("sha256", ""),
+            entry.get("target", ""))
 
 
 def compare_records(archive: Iterator[Record], manifest: Iterator[Record], report: VerifyReport) -> None:

@@ -7,25 +7,24 @@ wrote; anything below a symlink or a refused member (impossible by construction:
 with O_NOFOLLOW); devices, FIFOs and other special members. Setuid, setgid and sticky bits are never
 restored: the file or folder is extracted without them and a warning names it. Modes and mtimes are kept
 (a folder's after its contents), owners only when keep_owners (default: running as root), from the
-archive's numeric ids. MANIFEST.json is checked, not extracted.
+archive's numeric ids. MANIFEST.json is checked, not extracted. A dumpdir member (GNU incremental, as a
+differential holds) makes its folder and removes from it what it does not list (see dumpdir.py).
 
 Everything goes into a staging folder inside the target first; only when the archive's sha256 (if given)
-and every member against MANIFEST.json verified is the staged tree moved into place."""
+and every member against MANIFEST.json verified is the staged tree moved into place (session.py)."""
 from __future__ import annotations
 
 import os
 import stat
-import time
 from dataclasses import dataclass, field
-from typing import BinaryIO, Callable, Iterable
+from typing import Callable
 
-from .check import ArchiveCheck, VerifyReport
-from .feed import StoredBytes
-from .reader import ArchiveError, ArchiveReader, Member
+from . import dumpdir
+from .reader import ArchiveReader, Member
 from .rules import REFUSED_TYPES, Refused, Selection, parts_of, special_bits_message, symlink_problem
-from .staging import DirChain, RestoreError, Target, apply_attributes, open_dir
+from .staging import DirChain, RestoreError, apply_attributes, open_dir
 
-__all__ = ["RestoreError", "RestoreSummary", "extract_archive"]
+__all__ = ["Extractor", "RestoreError", "RestoreSummary"]
 
 FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -49,38 +48,43 @@ def shown(name: str) -> str:
     return name if name.isprintable() else repr(name)
 
 
-class _Extractor:
-    """Writes the members of one archive into the staging folder."""
+class Extractor:
+    """Writes the members of one archive after another into the staging folder `chain` starts from.
+    `removed(path, was_a_folder)` is told of every staged path a dumpdir removed."""
 
-    def __init__(self, reader: ArchiveReader, target: Target, selection: Selection, keep_owners: bool,
-                 summary: RestoreSummary) -> None:
+    def __init__(self, reader: ArchiveReader, chain: DirChain, selection: Selection, summary: RestoreSummary,
+                 removed: Callable[[str, bool], None] = lambda path, is_dir: None) -> None:
         self.reader = reader
-        self.chain = DirChain(target.staging_fd, keep_owners)
-        self.root_fd = target.staging_fd
+        self.chain = chain
+        self.root_fd = chain.root_fd
         self.selection = selection
-        self.keep_owners = keep_owners
+        self.keep_owners = chain.keep_owners
         self.summary = summary
+        self.removed = removed
         self.refused_names: set[tuple[str, ...]] = set()
         self.handlers = {"file": self.file, "dir": self.directory, "symlink": self.symlink,
-                         "hardlink": self.hardlink}
+                         "hardlink": self.hardlink, "dumpdir": self.dumpdir}
 
-    def member(self, member: Member) -> None:
+    def member(self, member: Member) -> bool:
+        """Extract one member; whether it was written (not skipped or refused)."""
         try:
             parts = parts_of(member.name)
             if not parts:
-                return                      # './': the restore folder itself
+                return False                # './': the restore folder itself
             if not self.selection(parts):
                 self.summary.skipped += 1
-                return
+                return False
             self._check_parents(parts)
             handler = self.handlers.get(member.type)
             if handler is None:
                 raise Refused(REFUSED_TYPES.get(member.type, f"unsupported member type {member.type}"))
             handler(member, parts)
+            return True
         except Refused as reason:
             self.summary.refused.append(f"{shown(member.name)}: {reason}")
             if parts_ok := _quiet_parts(member.name):
                 self.refused_names.add(tuple(parts_ok))
+            return False
 
     def _check_parents(self, parts: list[str]) -> None:
         if self.refused_names:
@@ -116,6 +120,31 @@ class _Extractor:
         self.chain.enter(parts)
         self.chain.set_attributes(self._bits(member), member.uid, member.gid, member.mtime_ns)
         self.summary.directories += 1
+
+    def dumpdir(self, member: Member, parts: list[str]) -> None:
+        """The folder made (in place of a non-folder staged under its name), then purged to its entries."""
+        entries = dumpdir.parse(member.dumpdir if member.dumpdir is not None else self._data(member))
+        parent, name = self.chain.enter(parts[:-1]), parts[-1]
+        try:
+            if not stat.S_ISDIR(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode):
+                dumpdir.remove(parent, name, False)
+                self.removed("/".join(parts), False)
+        except FileNotFoundError:
+            pass
+        fd = self.chain.enter(parts)
+        dumpdir.purge(fd, entries, lambda entry, is_dir: self._purged(parts + [entry], is_dir))
+        self.chain.set_attributes(self._bits(member), member.uid, member.gid, member.mtime_ns)
+        self.summary.directories += 1
+
+    def _data(self, member: Member) -> bytes:
+        if member.size > dumpdir.MAX_DUMPDIR:
+            raise Refused(f"dumpdir of {member.size} bytes: too large")
+        return b"".join(bytes(piece) for piece in self.reader.chunks())
+
+    def _purged(self, parts: list[str], is_dir: bool) -> None:
+        if is_dir:
+            self.chain.forget(parts)
+        self.removed("/".join(parts), is_dir)
 
     def symlink(self, member: Member, parts: list[str]) -> None:
         problem = symlink_problem(len(parts) - 1, member.linkname)
@@ -182,87 +211,3 @@ def _create(make: Callable, parent: int, name: str, parts: list[str]):
             raise Refused(f"{'/'.join(parts)} is already a folder") from None
         os.unlink(name, dir_fd=parent)
         return make()
-
-
-def extract_archive(stream: BinaryIO | Iterable[bytes], target: os.PathLike | str, *,
-                    expected_sha256: str | None = None, sources: Iterable[str] = (),
-                    paths: Iterable[str] = (), force: bool = False, keep_owners: bool | None = None,
-                    progress: Callable[[int], None] | None = None,
-                    stored: StoredBytes | None = None) -> RestoreSummary:
-    """Restore the archive read from `stream` into `target` (created if missing; refused if not empty
-    unless `force`). `sources`: top-level folders to restore; `paths`: fnmatch globs on member names.
-    Raises RestoreError, with the target left as it was, if the archive or a member does not verify.
-    `progress(compressed bytes read)` is called from the decompression thread. `stored`: the stored bytes
-    `stream` is (or is decrypted from); their sha256, not the stream's, is compared with expected_sha256."""
-    started = time.monotonic()
-    keep_owners = os.geteuid() == 0 if keep_owners is None else keep_owners
-    selection = Selection(sources, paths)
-    summary = RestoreSummary()
-    staged = Target(target, force)
-    reader = ArchiveReader(stream, progress=progress, hash_input=stored is None)
-    check = ArchiveCheck()
-    try:
-        extractor = _Extractor(reader, staged, selection, keep_owners, summary)
-        try:
-            _extract_all(reader, check, extractor)
-        except RestoreError as exc:             # only the decryption raises it there
-            raise _undecrypted(exc, stream, stored, expected_sha256) from None
-        sha256 = reader.sha256 if stored is None else stored.sha256
-        _verified(check.compare(VerifyReport(expected_sha256=expected_sha256, sha256=sha256)))
-        if not selection.everything and not (summary.files + summary.directories + summary.symlinks
-                                             + summary.hardlinks + len(summary.refused)):
-            raise RestoreError("no member matches the --source / --path selection; nothing restored")
-        summary.warnings += staged.commit(extractor.chain.deferred, keep_owners)
-    except ArchiveError as exc:
-        staged.close()
-        raise RestoreError(f"{exc}; nothing restored") from None
-    except BaseException:
-        staged.close()
-        raise
-    finally:
-        check.close()
-        reader.close()
-    summary.archive_sha256 = sha256
-    summary.seconds = time.monotonic() - started
-    return summary
-
-
-def _extract_all(reader: ArchiveReader, check: ArchiveCheck, extractor: _Extractor) -> None:
-    try:
-        for member in reader:
-            if check.is_manifest(member):
-                check.take_manifest(reader)
-                continue
-            extractor.member(member)
-            reader.skip()
-            check.record(member)
-    finally:
-        extractor.chain.leave()
-
-
-def _undecrypted(exc: RestoreError, stream, stored: StoredBytes | None, expected: str | None) -> RestoreError:
-    """The error for a decryption that failed: the rest of the stored bytes is read, as a corrupt plain
-    archive's is, and a sha256 that is not the record's is named first. Not after a wrong identity: the
-    archive may well be intact, and nothing past its header was read."""
-    from .decrypt import NoMatchingIdentity
-    if stored is None or stream is stored or expected is None or isinstance(exc, NoMatchingIdentity):
-        return exc
-    stream.close()
-    try:
-        stored.drain()
-    except Exception:           # the source broke as well: the decryption's failure is reported
-        return exc
-    if stored.sha256 == expected.lower():
-        return exc
-    return RestoreError(f"archive does not verify: archive sha256 is {stored.sha256}, the record says "
-                        f"{expected} ({exc}); nothing restored")
-
-
-def _verified(report: VerifyReport) -> None:
-    if report.ok:
-        return
-    problems = report.problems()
-    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-    error = RestoreError(f"archive does not verify: {problems[0]}{more}; nothing restored")
-    error.report = report
-    raise error

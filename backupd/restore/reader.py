@@ -113,7 +113,7 @@ class ArchiveReader:
                 key = "path" if kind == "gnu-longname" else "linkpath"
                 extended[key] = body.split(b"\x00", 1)[0]
         sparse = tp.apply_extended(fields, extended)
-        member = tp.member_of(flag, fields, sparse)
+        member = tp.member_of(flag, fields, sparse, extended.get(tp.DUMPDIR_KEY))
         self._member, self._digest = member, hashlib.sha256()
         self._remaining, self._padding = member.size, -member.size % BLOCK
         return member

@@ -77,13 +77,13 @@ class Target:
         with os.scandir(self.fd) as entries:
             return any(True for _ in entries)
 
-    def commit(self, deferred_modes: list[tuple[list[str], int]], keep_owners: bool) -> list[str]:
+    def commit(self, deferred_modes: dict[tuple[str, ...], int], keep_owners: bool) -> list[str]:
         """Move the staged tree into the restore folder (merging into folders that exist there); then the
         folder modes that had to wait (they lack owner rwx). Returns warnings."""
         warnings: list[str] = []
         _move_entries(self.staging_fd, self.fd, "", warnings, keep_owners)
-        for parts, mode in sorted(deferred_modes, key=lambda item: -len(item[0])):
-            self._chmod(parts, mode, warnings)
+        for parts, mode in sorted(deferred_modes.items(), key=lambda item: -len(item[0])):
+            self._chmod(list(parts), mode, warnings)
         self.close(remove_target=False)
         return warnings
 
@@ -160,10 +160,13 @@ class DirChain:
     folder leaves the ones not on its path; a folder's own attributes (from its member) are applied as
     it is left, after its contents."""
 
-    def __init__(self, root_fd: int, keep_owners: bool) -> None:
+    def __init__(self, root_fd: int, keep_owners: bool, remember: bool = False) -> None:
         self.root_fd = root_fd
         self.keep_owners = keep_owners
-        self.deferred: list[tuple[list[str], int]] = []     # modes applied after the commit
+        self.deferred: dict[tuple[str, ...], int] = {}      # folder -> mode applied after the commit
+        # with `remember`, each folder's attributes are applied again whenever it is left (an incremental
+        # archive may list its folders first and their files later, as GNU tar does)
+        self.applied: dict[tuple[str, ...], tuple] | None = {} if remember else None
         self._names: list[str] = []
         self._fds: list[int] = []
         self._attributes: list[tuple | None] = []
@@ -182,12 +185,14 @@ class DirChain:
             fd = open_dir(fd, parts[index], "/".join(parts[:index + 1]))
             names.append(parts[index])
             self._fds.append(fd)
-            self._attributes.append(None)
+            self._attributes.append(None if self.applied is None else self.applied.get(tuple(names)))
         return fd
 
     def set_attributes(self, mode: int, uid: int, gid: int, mtime_ns: int) -> None:
         """Attributes for the folder last entered, applied when it is left."""
         self._attributes[-1] = (mode, uid, gid, mtime_ns)
+        if self.applied is not None:
+            self.applied[tuple(self._names)] = self._attributes[-1]
 
     def leave(self, depth: int = 0) -> None:
         """Close the folders below `depth` levels, applying their attributes."""
@@ -201,9 +206,17 @@ class DirChain:
                 os.close(fd)
                 self._names.pop()
 
+    def forget(self, parts: list[str]) -> None:
+        """A folder removed from the staging tree: no mode is to be applied to it or below it."""
+        size, prefix = len(parts), tuple(parts)
+        for table in (self.deferred, self.applied or {}):
+            for key in [key for key in table if key[:size] == prefix]:
+                del table[key]
+
     def _apply(self, fd: int, mode: int, uid: int, gid: int, mtime_ns: int) -> None:
+        self.deferred.pop(tuple(self._names), None)     # a later archive's attributes replace an earlier's
         if mode & OWNER_RWX != OWNER_RWX:
-            self.deferred.append((list(self._names), mode))
+            self.deferred[tuple(self._names)] = mode
             mode |= OWNER_RWX       # until the commit: the staged tree must stay movable and removable
         owner = (uid, gid) if self.keep_owners else (None, None)
         apply_attributes(fd, mode, *owner, mtime_ns)

@@ -10,7 +10,8 @@ _CHKSUM_SPACES = 8 * ord(" ")
 _ZERO_BLOCK = bytes(BLOCK)
 # type flag -> member type; these carry no data blocks whatever their size field says (as tar reads them)
 _NO_DATA = {b"1": "hardlink", b"2": "symlink", b"3": "char", b"4": "block", b"5": "dir", b"6": "fifo"}
-_WITH_DATA = {b"0": "file", b"\x00": "file", b"7": "file"}
+_WITH_DATA = {b"0": "file", b"\x00": "file", b"7": "file", b"D": "dumpdir"}
+DUMPDIR_KEY = "GNU.dumpdir"     # pax record of GNU incremental archives: a folder's entries (a dumpdir)
 EXTENDED = {b"x": "pax", b"g": "pax-global", b"L": "gnu-longname", b"K": "gnu-longlink"}
 
 
@@ -29,6 +30,7 @@ class Member:
     size: int                   # bytes of data that follow the header (0 for links, dirs, devices)
     linkname: str = ""
     sha256: str | None = None   # hex digest of the data, set once it has been read to the end
+    dumpdir: bytes | None = None    # a dumpdir's entries when a pax record held them (else its data does)
 
     @property
     def mtime(self) -> float:
@@ -141,8 +143,9 @@ def apply_extended(fields: dict, extended: dict[str, bytes]) -> bool:
     return sparse
 
 
-def member_of(flag: bytes, fields: dict, sparse: bool) -> Member:
-    """The Member a (fully extended) header describes."""
+def member_of(flag: bytes, fields: dict, sparse: bool, dumpdir: bytes | None = None) -> Member:
+    """The Member a (fully extended) header describes; `dumpdir`: a GNU.dumpdir pax record's value (a
+    folder member, typeflag 5 or D, is then a dumpdir whose entries it holds)."""
     kind = _NO_DATA.get(flag) or _WITH_DATA.get(flag) or f"other:{text(flag) or 'NUL'}"
     name = text(fields["path"])
     if flag == b"\x00" and name.endswith("/"):
@@ -152,5 +155,9 @@ def member_of(flag: bytes, fields: dict, sparse: bool) -> Member:
     size = 0 if flag in _NO_DATA or kind == "dir" else fields["size"]
     if size < 0:
         raise ArchiveError(f"negative size in the tar header of {name!r}")
+    if dumpdir is not None and kind in ("dir", "dumpdir"):
+        kind = "dumpdir"
+    else:
+        dumpdir = None
     return Member(name=name, type=kind, mode=fields["mode"] & 0o7777, uid=fields["uid"], gid=fields["gid"],
-                  mtime_ns=fields["mtime_ns"], size=size, linkname=text(fields["linkpath"]))
+                  mtime_ns=fields["mtime_ns"], size=size, linkname=text(fields["linkpath"]), dumpdir=dumpdir)

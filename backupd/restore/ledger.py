@@ -1,0 +1,128 @@
+"""What a restore of several archives (a full, then its differential) has staged, path by path, kept in a
+private on-disk SQLite database (memory stays flat with hundreds of thousands of files), and the staged
+state compared with a differential's MANIFEST.json, which describes the complete tree: every path, its
+type, size, sha256 or link target; nothing more, nothing less.
+
+Paths are kept as bytes (names need not be UTF-8); a folder's removal removes everything below it."""
+from __future__ import annotations
+
+import sqlite3
+from typing import Iterable
+
+from .check import Record
+
+BATCH = 1000
+MAX_SHOWN = 50                  # problems named one by one; the rest are counted
+_ENCODING = ("utf-8", "surrogateescape")
+_SCHEMA = ("CREATE TABLE {} (path BLOB PRIMARY KEY, kind TEXT, size INTEGER, sha BLOB, target BLOB)"
+           " WITHOUT ROWID")
+_DIFFER = """SELECT want.path, have.kind, want.kind, have.size, want.size FROM want JOIN have USING (path)
+             WHERE have.kind != want.kind OR have.size != want.size OR have.sha != want.sha
+                OR have.target != want.target ORDER BY want.path LIMIT ?"""
+
+
+def key(name: str) -> bytes:
+    return name.removeprefix("./").removesuffix("/").encode(*_ENCODING)
+
+
+def _text(path: bytes) -> str:
+    return path.decode(*_ENCODING)
+
+
+def _row(record: Record) -> tuple:
+    name, kind, size, sha, target = record
+    kind = "dir" if kind == "dumpdir" else kind
+    return (key(name), kind, size if kind == "file" else 0, bytes.fromhex(sha) if kind == "file" else b"",
+            target.encode(*_ENCODING) if kind == "symlink" else b"")
+
+
+class Ledger:
+    """The staged paths (table `have`); compare() loads a manifest's entries (table `want`) and says what
+    differs."""
+
+    def __init__(self) -> None:
+        self._db = sqlite3.connect("", isolation_level=None)   # "": private, on disk, removed at close
+        self._db.execute("PRAGMA cache_size=-8192")          # KiB: 8 MiB of pages in memory at most
+        self._db.execute("PRAGMA journal_mode=OFF")
+        self._db.execute(_SCHEMA.format("have"))
+        self._db.execute("BEGIN")
+        self._pending: list[tuple] = []
+
+    def close(self) -> None:
+        self._db.close()
+
+    def add(self, record: Record) -> None:
+        """A member written into the staging folder (it replaces what was staged under its name)."""
+        self._pending.append(_row(record))
+        if len(self._pending) >= BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._db.executemany("INSERT OR REPLACE INTO have VALUES (?, ?, ?, ?, ?)", self._pending)
+            self._pending.clear()
+
+    def remove(self, name: str, is_dir: bool) -> None:
+        """A path removed from the staging folder (a folder with everything below it)."""
+        self._flush()
+        path = key(name)
+        self._db.execute("DELETE FROM have WHERE path = ?", (path,))
+        if is_dir:
+            self._db.execute("DELETE FROM have WHERE path >= ? AND path < ?", (path + b"/", path + b"0"))
+
+    def replace_file(self, name: str, size: int, sha256: str) -> None:
+        """A staged file's new content (a delta applied)."""
+        self.add((name, "file", size, sha256, ""))
+
+    def count(self, summary) -> None:
+        """The staged tree's files, folders, links and file bytes into a RestoreSummary."""
+        self._flush()
+        counts = {kind: (number, size or 0) for kind, number, size in
+                  self._db.execute("SELECT kind, COUNT(*), SUM(size) FROM have GROUP BY kind")}
+        summary.files, summary.bytes = counts.get("file", (0, 0))
+        summary.directories = counts.get("dir", (0, 0))[0]
+        summary.symlinks = counts.get("symlink", (0, 0))[0]
+
+    def compare(self, entries: Iterable[Record], ignored: set[bytes] = frozenset()) -> list[str]:
+        """Problems between the staged paths and `entries` (the complete state), one line each; `ignored`:
+        paths left out of both sides (refused members, paths outside the selection)."""
+        self._flush()
+        db = self._db
+        db.execute(_SCHEMA.format("want"))
+        rows: list[tuple] = []
+        for record in entries:
+            rows.append(_row(record))
+            if len(rows) >= BATCH:
+                db.executemany("INSERT OR REPLACE INTO want VALUES (?, ?, ?, ?, ?)", rows)
+                rows.clear()
+        db.executemany("INSERT OR REPLACE INTO want VALUES (?, ?, ?, ?, ?)", rows)
+        if ignored:
+            db.executemany("DELETE FROM want WHERE path = ?", [(path,) for path in ignored])
+            db.executemany("DELETE FROM have WHERE path = ?", [(path,) for path in ignored])
+        problems = [_differs(*row) for row in db.execute(_DIFFER, (MAX_SHOWN,))]
+        problems += self._absent("want", "have", "missing after the restore: {}")
+        problems += self._absent("have", "want", "restored but not in the manifest: {}")
+        return problems
+
+    def _absent(self, side: str, other: str, message: str) -> list[str]:
+        query = (f"SELECT path FROM {side} WHERE NOT EXISTS (SELECT 1 FROM {other} WHERE {other}.path = "
+                 f"{side}.path) ORDER BY path")
+        lines, count = [], 0
+        for (path,) in self._db.execute(query):
+            count += 1
+            if count <= MAX_SHOWN:
+                lines.append(message.format(_text(path)))
+        if count > MAX_SHOWN:
+            lines.append(message.format(f"... and {count - MAX_SHOWN} more"))
+        return lines
+
+
+def _differs(path: bytes, kind: str, wanted_kind: str, size: int, wanted_size: int) -> str:
+    name = _text(path)
+    if kind != wanted_kind:
+        return f"differs: {name}: a {kind} restored, a {wanted_kind} in the manifest"
+    if kind == "file" and size != wanted_size:
+        return f"differs: {name}: {size} bytes restored, {wanted_size} in the manifest"
+    if kind == "file":
+        return f"differs: {name}: sha256 differs from the manifest"
+    return f"differs: {name}: link target differs from the manifest"
