@@ -129,3 +129,31 @@ def test_full_with_upload_pending_is_refused_by_the_daemon_too(daemon):
     assert idle(daemon, "sets")
     with pytest.raises(RemoteError, match="argument 'full' must be true or false or null, not a string"):
         Client(daemon.socket, timeout=30).request("trigger", {"job": "sets", "full": "yes"})
+
+
+def test_real_runs_of_a_differential_job_show_their_set_and_trigger_full_makes_a_full(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "big").write_bytes(os.urandom(200_000))
+    path = write_config(tmp_path, jobs={"sets": job(["files"], differential=True)},
+                        daemon={"metrics_file": str(tmp_path / "backupd.prom")})
+    daemon = Daemon(tmp_path, path).start()
+    try:
+        first = daemon.ctl_json("trigger", "--wait")["archive"]
+        (tmp_path / "data" / "new").write_bytes(b"changed since the full")
+        second = daemon.ctl_json("trigger", "--wait")["archive"]
+        assert (first["kind"], second["kind"], second["base"]) == ("full", "differential", first["name"])
+        assert second["set_size"] == first["size"] + second["size"]
+        listed = {item["name"]: item for item in daemon.ctl_json("list")["backups"]}
+        assert (listed[second["name"]]["base"], listed[second["name"]]["set_size"]) == (first["name"],
+                                                                                         second["set_size"])
+        status = daemon.ctl("status", check=True).stdout
+        assert f"sets: last backup a differential of {first['name']}, set " in status
+        expected = (f'backupd_last_set_bytes{{job="sets"}} {float(second["set_size"])}',
+                    'backupd_last_backup_kind{job="sets",kind="differential"} 1.0')
+        wait_for(lambda: all(line in (tmp_path / "backupd.prom").read_text().splitlines() for line in expected),
+                 what="the metrics file rewritten after the differential")
+        asked = daemon.ctl_json("trigger", "--full", "--wait")["archive"]
+        assert (asked["kind"], asked["base"], asked["set_size"]) == ("full", "", asked["size"])
+        assert "sets: last backup a full (a new set)" in daemon.ctl("status", check=True).stdout
+    finally:
+        daemon.stop()
