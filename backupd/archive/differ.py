@@ -11,6 +11,7 @@ import stat as st_
 from hashlib import sha256
 
 from .base_index import BaseFile, BaseIndex
+from .delta import Delta, DeltaMaker
 
 HASH_BLOCK = 1 << 20
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -26,8 +27,9 @@ def stat_fields(st: os.stat_result) -> str:
 class Differ:
     """Decides, against a full's BaseIndex, which regular files a differential must store."""
 
-    def __init__(self, base: BaseIndex, detect: str = "metadata") -> None:
+    def __init__(self, base: BaseIndex, detect: str = "metadata", deltas: DeltaMaker | None = None) -> None:
         self.base = base
+        self.deltas = deltas        # growing files stored as patches against the full's copy
         self.hash_all = detect == "content"
         self.hashed = 0             # files whose bytes were read to decide
 
@@ -58,19 +60,29 @@ class Differ:
             os.close(fd)
 
     def listing(self, prefix: str, entries: list[tuple[str, os.stat_result]],
-                dir_fd: int | None) -> tuple[bytes, dict[str, BaseFile]]:
-        """(the directory's dumpdir, {entry name: the full's record} of its unchanged files)."""
+                dir_fd: int | None) -> tuple[bytes, dict[str, BaseFile], dict[str, Delta]]:
+        """(the directory's dumpdir, {entry name: the full's record} of its unchanged files, {entry name:
+        Delta} of its files stored as deltas); both kinds are N in the dumpdir (the full's copy stays)."""
         kept: dict[str, BaseFile] = {}
+        deltas: dict[str, Delta] = {}
         codes = []
         for name, st in entries:
             if st_.S_ISDIR(st.st_mode):
                 code = SUBDIR
             elif st_.S_ISREG(st.st_mode) and (known := self.unchanged(prefix + name, st, name, dir_fd)):
                 code, kept[name] = KEPT, known
+            elif st_.S_ISREG(st.st_mode) and (delta := self._delta(prefix + name, st, name, dir_fd)):
+                code, deltas[name] = KEPT, delta
             else:
                 code = IN_ARCHIVE
             codes.append((os.fsencode(name), code))
-        return dumpdir(codes), kept
+        return dumpdir(codes), kept, deltas
+
+    def _delta(self, member: str, st: os.stat_result, entry: str, dir_fd: int | None) -> Delta | None:
+        if self.deltas is None or not self.deltas.wants(member):
+            return None
+        known = self.base.get(member)
+        return self.deltas.make(member, entry, dir_fd, st, known) if known is not None else None
 
 
 def dumpdir(codes: list[tuple[bytes, bytes]]) -> bytes:

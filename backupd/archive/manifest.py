@@ -16,9 +16,9 @@ BUFFER = 1 << 20
 def _writes(method):
     """A ManifestWriter method whose OSErrors (a full disk) are WriteErrors naming the manifest file."""
     @functools.wraps(method)
-    def guarded(self, *args):
+    def guarded(self, *args, **keywords):
         try:
-            return method(self, *args)
+            return method(self, *args, **keywords)
         except OSError as exc:
             raise WriteError.of(exc, self.path) from exc
     return guarded
@@ -41,18 +41,21 @@ class ManifestWriter:
         self._warnings = None
         self._sep = "\n"
         self._warning_sep = "\n"
+        self.count = 0          # member entries written (a differential's include those kept from the full)
         fields = {"format": FORMAT, **header}
         head = ",\n".join(f"{json.dumps(k)}: {json.dumps(v, default=str)}" for k, v in fields.items())
         self.stream.write("{" + head + ',\n"members": [')
 
     @_writes
-    def file(self, name: str, size: int, sha256: str, stat: str = "", held: str = "") -> None:
+    def file(self, name: str, size: int, sha256: str, stat: str = "", held: str = "", delta: dict | None = None) -> None:
         """`stat`: the file's [mode, uid, gid, mtime_ns, ctime_ns] as JSON; `held`: "full" when a
-        differential keeps the full's bytes."""
+        differential keeps the full's bytes; `delta`: {"member", "size", "sha256"} of its patch."""
         extra = (f', "stat": {stat}' if stat else "") + (f', "in": "{held}"' if held else "")
+        extra += f', "delta": {json.dumps(delta)}' if delta else ""
         self.stream.write(f'{self._sep}{{"name": {quote(name)}, "type": "file", "size": {size}, '
                          f'"sha256": "{sha256}"{extra}}}')
         self._sep = ",\n"
+        self.count += 1
 
     @_writes
     def files(self, lines: list[str]) -> None:
@@ -60,18 +63,21 @@ class ManifestWriter:
         if lines:
             self.stream.write(self._sep + ",\n".join(lines))
             self._sep = ",\n"
+            self.count += len(lines)
             lines.clear()
 
     @_writes
     def directory(self, name: str) -> None:
         self.stream.write(f'{self._sep}{{"name": {quote(name)}, "type": "dir", "size": 0}}')
         self._sep = ",\n"
+        self.count += 1
 
     @_writes
     def symlink(self, name: str, target: str) -> None:
         self.stream.write(f'{self._sep}{{"name": {quote(name)}, "type": "symlink", "size": 0, '
                          f'"target": {quote(target)}}}')
         self._sep = ",\n"
+        self.count += 1
 
     @_writes
     def warning(self, member: str, message: str) -> None:

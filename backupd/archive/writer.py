@@ -136,12 +136,27 @@ class ArchiveWriter:
             self._manifest.directory(name)
             self.members += 1
             return {}
-        data, kept = self.differ.listing(name + "/", listing, dir_fd)
+        data, kept, deltas = self.differ.listing(name + "/", listing, dir_fd)
         self.write_dumpdir(name, st.st_mode, st.st_uid, st.st_gid, st.st_mtime, data)
         stats = dict(listing)
         for entry, known in kept.items():
             self._manifest.file(f"{name}/{entry}", known.size, known.sha256, stat_fields(stats[entry]), "full")
-        return kept
+        for entry, delta in deltas.items():
+            self._write_delta(f"{name}/{entry}", delta, stats[entry])
+        return {**kept, **deltas}
+
+    def _write_delta(self, name: str, delta, st: os.stat_result) -> None:
+        """A delta file's patch as its own member; the manifest's entry is the file's, naming the patch."""
+        self._stream.write(self._headers.header(delta.member, th.REGULAR, 0o600, self._uid, self._gid,
+                                                delta.size, time.time()))
+        try:
+            with open(delta.path, "rb") as patch:
+                digest = self._copy(delta.member, str(delta.path), patch.readinto, delta.size)
+        finally:
+            delta.path.unlink(missing_ok=True)
+        self._manifest.file(name, delta.file_size, delta.file_sha256, stat_fields(st),
+                            delta={"member": delta.member, "size": delta.size, "sha256": digest})
+        self.members += 1
 
     def write_dumpdir(self, name: str, mode: int, uid: int, gid: int, mtime: float, data: bytes) -> None:
         """A directory with its GNU dumpdir (a pax GNU.dumpdir record, as GNU tar writes in POSIX format):
@@ -344,7 +359,7 @@ class ArchiveWriter:
         self.check_cancel()
         payload = self.bytes_in
         totals = {"finished": utc_now().isoformat(timespec="seconds"),
-                  "member_count": self.members, "bytes_in": self.bytes_in,
+                  "member_count": self._manifest.count, "bytes_in": self.bytes_in,
                   "warning_count": self._warning_count}
         size = self._manifest.close(totals)
         self._stream.write(self._headers.header(MANIFEST_NAME, th.REGULAR, 0o644, self._uid, self._gid,

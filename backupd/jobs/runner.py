@@ -19,6 +19,7 @@ from ..destinations.base import ArchiveMeta
 from ..sources.process import kill_listed
 from ..util.clock import iso, utc_now
 from ..archive.base_index import BaseError, BaseIndex
+from ..archive.delta import DeltaMaker
 from ..archive.differ import Differ
 from ..util.names import DIFFERENTIAL, FULL
 from . import sets
@@ -139,7 +140,9 @@ class Run:
         differ = None
         if plan.kind == DIFFERENTIAL:
             try:
-                differ = Differ(BaseIndex.load(plan.manifest), self.job.detect)
+                deltas = (DeltaMaker(self.job.delta_files, self.spool.workdir(self.run_id))
+                          if self.job.delta_files else None)
+                differ = Differ(BaseIndex.load(plan.manifest), self.job.detect, deltas)
             except BaseError as exc:
                 plan = sets.full(f"{exc}")
         log.info("backup kind", extra={**self.extra, "kind": plan.kind, "reason": plan.reason,

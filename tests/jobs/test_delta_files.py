@@ -1,0 +1,101 @@
+"""delta_files: a grown log stored as a zstd --patch-from frame, and the README's standard-tool restore."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from backupd.config import load
+from backupd.jobs.history import History
+from backupd.jobs.runner import Run
+from tests.configs import directory_source, job, local_destination, write_config
+from tests.diff_trees import members, snapshot
+
+pytestmark = pytest.mark.skipif(shutil.which("zstd") is None, reason="needs the zstd command")
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def configure(tmp_path, **keys):
+    data = tmp_path / "data"
+    (data / "logs").mkdir(parents=True, exist_ok=True)
+    path = write_config(tmp_path, sources={"files": directory_source(data)},
+                        destinations={"local": local_destination(tmp_path / "var" / "archives")},
+                        jobs={"main": job(["files"], differential=True, **keys)})
+    return load(path)
+
+
+def run(config):
+    return Run(config=config, job=config.jobs["main"], history=History(config.daemon.state_dir)).execute()
+
+
+def log_lines(count: int, seed: int) -> bytes:
+    return b"".join(b"%08d GET /item/%d 200 %d\n" % (n, (n * 7919 + seed) % 100003, n % 977)
+                    for n in range(seed, seed + count))
+
+
+def diff_manifest(archive: Path) -> dict:
+    out = subprocess.run(f"zstd -qdc '{archive}' | tar -xO MANIFEST.json", shell=True, check=True,
+                         capture_output=True).stdout
+    return json.loads(out)
+
+
+def readme_blocks() -> list[str]:
+    section = README.read_text().split("\n## Differential backups\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```sh\n(.*?)```", section, re.S)
+
+
+def test_a_grown_log_is_stored_as_a_patch_and_restores_with_the_readme_commands(tmp_path):
+    config = configure(tmp_path, delta_files=["*.log"])
+    data = tmp_path / "data"
+    (data / "logs/app.log").write_bytes(log_lines(200_000, 0))
+    (data / "notes.txt").write_text("notes")
+    full = run(config)
+    with open(data / "logs/app.log", "ab") as log:
+        log.write(log_lines(5_000, 200_000))
+    (data / "notes.txt").write_text("notes, changed")
+    diff = run(config)
+    assert (full.archive.kind, diff.archive.kind) == ("full", "differential")
+    archive = tmp_path / "var/archives" / diff.archive.name
+    assert ".backupd-delta/files/logs/app.log.zst" in members(archive)
+    assert "files/logs/app.log" not in members(archive)
+    entry = next(e for e in diff_manifest(archive)["members"] if e["name"] == "files/logs/app.log")
+    assert entry["size"] == (data / "logs/app.log").stat().st_size and entry["delta"]["size"] < entry["size"] / 20
+    for block in readme_blocks():
+        done = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", block], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, f"README block failed:\n{block}\n{done.stdout}{done.stderr}"
+    restored = tmp_path / "var/restore-set/files"
+    assert (restored / "logs/app.log").read_bytes() == (data / "logs/app.log").read_bytes()
+    assert (restored / "notes.txt").read_text() == "notes, changed"
+    assert not (tmp_path / "var/restore-set/.backupd-delta").exists()
+    expected = {path: state for path, state in snapshot(data).items() if path != "logs/app.log"}
+    assert {path: state for path, state in snapshot(restored).items() if path != "logs/app.log"} == expected
+
+
+def test_a_rewritten_or_rotated_log_is_stored_whole(tmp_path):
+    config = configure(tmp_path, delta_files=["logs/*"])
+    data = tmp_path / "data"
+    (data / "logs/app.log").write_bytes(log_lines(50_000, 0))
+    run(config)
+    (data / "logs/app.log").write_bytes(log_lines(60_000, 1))       # not the full's copy followed by more
+    diff = run(config)
+    archive = tmp_path / "var/archives" / diff.archive.name
+    assert "files/logs/app.log" in members(archive)
+    assert not any(name.startswith(".backupd-delta") for name in members(archive))
+
+
+def test_files_that_match_no_glob_are_stored_whole(tmp_path):
+    config = configure(tmp_path, delta_files=["*.log"])
+    data = tmp_path / "data"
+    (data / "logs/app.txt").write_bytes(log_lines(50_000, 0))
+    run(config)
+    with open(data / "logs/app.txt", "ab") as grown:
+        grown.write(b"more\n")
+    archive = tmp_path / "var/archives" / run(config).archive.name
+    assert "files/logs/app.txt" in members(archive)
+    assert os.path.getsize(archive) > 100_000
