@@ -24,7 +24,8 @@ Built-in safety, whatever the policy:
 - Duplicate timestamps are ordered by name (of two backups created at the same instant, the one whose name
   sorts last counts as the newer). Names must be unique; a duplicate name is an error, so nothing is decided.
 
-Pure: no I/O, stdlib only. The policy itself (KeepPolicy) is the configuration's `keep` table (config/keep.py).
+Pure: no I/O, stdlib and util.names only. The policy itself (KeepPolicy) is the configuration's `keep` table
+(config/keep.py).
 """
 from __future__ import annotations
 
