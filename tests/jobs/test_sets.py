@@ -1,13 +1,19 @@
 """Backup sets in-process: which runs are fulls, what a differential holds, and the tree tar -G gives back."""
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
+import sqlite3
 from datetime import timedelta
 
 import pytest
 
+from backupd.cancel import CancelToken
 from backupd.config import load
+from backupd.destinations.base import ArchiveMeta
+from backupd.jobs.actions.store import BASE_ABSENT, StoreContext, store_everywhere
+from backupd.jobs.result import RunRecord
 from backupd.jobs import sets
 from backupd.jobs.history import History
 from backupd.jobs.runner import Run
@@ -157,3 +163,46 @@ def test_a_job_without_differential_makes_fulls_and_keeps_no_copy(tmp_path):
                 for _ in range(2))
     assert one.archive.kind == two.archive.kind == "full"
     assert not sets.bases_dir(config.daemon.state_dir, "main").exists()
+
+
+def test_a_table_dropped_from_a_database_is_gone_after_restoring_the_differential(tmp_path):
+    database = tmp_path / "app.db"
+    with sqlite3.connect(database) as db:
+        db.executescript("CREATE TABLE users (name TEXT); INSERT INTO users VALUES ('ada');"
+                         "CREATE TABLE old (x INTEGER); INSERT INTO old VALUES (1);")
+    path = write_config(tmp_path, sources={"db": {"type": "sqlite", "path": database, "format": "csv"},
+                                           "out": {"type": "command", "command": ["echo", "hello"],
+                                                   "output": "hello.txt"}},
+                        destinations={"local": local_destination(tmp_path / "archives")},
+                        jobs={"main": job(["db", "out"], differential=True)})
+    config = load(path)
+    first = run(config)
+    with sqlite3.connect(database) as db:
+        db.executescript("DROP TABLE old; INSERT INTO users VALUES ('grace');")
+    second = run(config)
+    assert second.archive.kind == "differential"
+    target = tmp_path / "restored"
+    tar_restore([tmp_path / "archives" / first.archive.name, tmp_path / "archives" / second.archive.name], target)
+    assert sorted(os.listdir(target / "db")) == ["users.csv"]
+    assert (target / "db/users.csv").read_text().split() == ["name", "ada", "grace"]
+    assert (target / "out/hello.txt").read_text() == "hello\n"
+
+
+def test_a_differential_is_not_stored_where_its_full_is_absent(tmp_path):
+    config = configure(tmp_path)
+    build_tree(tmp_path / "data")
+    history = History(config.daemon.state_dir)
+    archive = tmp_path / "diff.tar.zst"
+    archive.write_bytes(b"bytes")
+    meta = ArchiveMeta(name="main-h-20261201T000000Z-aaaaaaaa-diff-bbbbbbbb.tar.zst", job="main", run_id="aaaaaaaa0000",
+                       host="h", size=5, sha256=hashlib.sha256(b"bytes").hexdigest(), created="2026-12-01T00:00:00Z",
+                       base="main-h-20261130T000000Z-bbbbbbbb.tar.zst")
+    record = RunRecord(run_id="aaaaaaaa0000", job="main", trigger="manual")
+    context = StoreContext(destinations=config.destinations, state_dir=config.daemon.state_dir, history=history,
+                           cancel=CancelToken(), progress=lambda *args: None, log_extra={})
+    assert store_everywhere(context, ["local"], archive, meta, record) is False    # nothing kept for later
+    result = record.destinations[0]
+    assert (result.status, result.kind) == ("failed", BASE_ABSENT)
+    assert "main-h-20261130T000000Z-bbbbbbbb.tar.zst is not there" in result.error
+    assert history.pending("main") == [] and not (tmp_path / "archives" / meta.name).exists()
+    assert record.status == "failed" and record.error.category == "destination"
