@@ -1,0 +1,150 @@
+"""The differential benchmark's tables and goals (issue 15), from the figures bench.bench_differential measured."""
+from __future__ import annotations
+
+import statistics
+
+from .measure import MiB
+
+BYTES_GOAL = 1.3            # after a week: <= 1.3x restic's bytes on the destination
+TIME_GOAL = 0.5             # a differential's backup time <= 0.5x a full's on the same tree
+RESTORE_GOAL = 1.5          # full + differential restored <= 1.5x the full alone
+RSS_GOAL_MIB = 100.0
+FULL_JOB = "full every day"
+DIFFERENTIALS = ("differential", "differential+delta")
+KIND_MARK = {"full": "F", "differential": "D", "snapshot": "", "-": "?"}
+
+
+def _measured(week: dict) -> dict:
+    return {name: entry["days"] for name, entry in week["variants"].items() if "days" in entry}
+
+
+def daily_bytes(days: list[dict]) -> list[int]:
+    """Bytes each run added to its destination."""
+    totals = [day["total_bytes"] for day in days]
+    return [total - before for total, before in zip(totals, [0, *totals[:-1]])]
+
+
+def restic_bytes(week: dict) -> tuple[int, str]:
+    """restic's bytes after the week, and where the figure comes from."""
+    days = _measured(week).get("restic")
+    if days:
+        return days[-1]["total_bytes"], "restic, measured"
+    return week["restic_reference"], "restic not installed: the issue's prototype figure 0.70 GB"
+
+
+def _loads(entries) -> str:
+    loads = [entry["load"] for entry in entries]
+    return f"{min(loads):.2f}-{max(loads):.2f}" if loads else "-"
+
+
+def week_table(week: dict) -> str:
+    measured = _measured(week)
+    names = list(measured)
+    info = week["tree"]
+    lines = [f"### week: {info['files']} files, {info['bytes'] / MiB:.0f} MiB; MB stored each day "
+             "(F full, D differential)",
+             "| day | " + " | ".join(names) + " | load |", "|---" * (len(names) + 2) + "|"]
+    stored = {name: daily_bytes(days) for name, days in measured.items()}
+    for day in range(len(week["changes"])):
+        cells = [f"{KIND_MARK[measured[n][day]['kind']]} {stored[n][day] / 1e6:.1f}" for n in names]
+        lines.append(f"| {day} | " + " | ".join(cells) + f" | {_loads(measured[n][day] for n in names)} |")
+    lines.append("| after the week | " + " | ".join(f"**{measured[n][-1]['total_bytes'] / 1e6:.1f}**"
+                                               for n in names) + " | |")
+    reference, origin = restic_bytes(week)
+    lines.append("| x restic | " + " | ".join(f"{measured[n][-1]['total_bytes'] / reference:.2f}" for n in names)
+                 + f" | ({origin}) |")
+    for name, entry in week["variants"].items():
+        if "unavailable" in entry:
+            lines.append(f"\n{entry['unavailable']}")
+    delta = [d.get("delta_members") for d in measured.get("differential+delta", []) if "delta_members" in d]
+    if delta:
+        lines.append(f"\ndifferential+delta: .backupd-delta members per differential: {delta}")
+    return "\n".join(lines)
+
+
+def time_ratios(week: dict, name: str) -> list[float]:
+    """A differential variant's wall time over the full job's, on each day it made a differential."""
+    measured = _measured(week)
+    if name not in measured or FULL_JOB not in measured:
+        return []
+    return [ours["wall"] / full["wall"] for ours, full in zip(measured[name], measured[FULL_JOB])
+            if ours["kind"] == "differential"]
+
+
+def time_table(week: dict) -> str:
+    measured = _measured(week)
+    names = list(measured)
+    lines = ["### backup wall time (s), each run on the same tree that day",
+             "| day | " + " | ".join(names) + " | load |", "|---" * (len(names) + 2) + "|"]
+    for day in range(len(week["changes"])):
+        lines.append(f"| {day} | " + " | ".join(f"{measured[n][day]['wall']:.2f}" for n in names)
+                     + f" | {_loads(measured[n][day] for n in names)} |")
+    for name in DIFFERENTIALS:
+        ratios = time_ratios(week, name)
+        if ratios:
+            lines.append(f"\n{name} x {FULL_JOB} (differential days): "
+                         + ", ".join(f"{r:.2f}" for r in ratios) + f"; median {statistics.median(ratios):.2f}")
+    return "\n".join(lines)
+
+
+def restore_table(restore: dict) -> str:
+    if "unavailable" in restore:
+        return f"### restore: unavailable: {restore['unavailable']}"
+    rows = []
+    for name, title in (("full", "full alone (the full job's last)"), ("set", "full + last differential")):
+        entry = restore[name]
+        walls = ", ".join(f"{run['wall']:.2f}" for run in entry["runs"])
+        rows.append(f"| {title} | {restore['archive_bytes'][name] / 1e6:.1f} | {entry['wall_median']:.2f} "
+                    f"| {walls} | {_loads(entry['runs'])} |")
+    return "\n".join([f"### restore by {restore['method']}",
+                      "| restored | archives (MB) | wall median (s) | runs (s) | load |", "|---|---|---|---|---|",
+                      *rows, f"\nset x full alone: {restore['ratio']:.2f}; the two restored trees are "
+                             + ("identical" if restore["identical"] else f"DIFFERENT: {restore['difference']}")])
+
+
+def rss_table(rss: dict) -> str:
+    lines = [f"### memory: {rss['tree']['files']} files",
+             "| run | kind | wall (s) | peak RSS (MiB) | load |", "|---|---|---|---|---|"]
+    for name in ("full", "differential"):
+        entry = rss[name]
+        lines.append(f"| {name} | {entry['kind']} | {entry['wall']:.2f} | {entry['peak_rss'] / MiB:.1f} "
+                     f"| {entry['load']:.2f} |")
+    return "\n".join(lines)
+
+
+def goals(results: dict) -> list[dict]:
+    """Each goal of the issue: figure, limit, met / missed / not measured."""
+    found = []
+    week, restore, rss = results.get("week"), results.get("restore", {}), results.get("rss")
+    for name in DIFFERENTIALS:
+        days = _measured(week).get(name) if week else None
+        reference, origin = restic_bytes(week) if week else (None, "")
+        found.append((f"{name}: destination after the week <= {BYTES_GOAL}x restic ({origin})",
+                      days[-1]["total_bytes"] / reference if days else None, BYTES_GOAL))
+        ratios = time_ratios(week, name) if week else []
+        found.append((f"{name}: backup time <= {TIME_GOAL}x a full's (median of the differential days)",
+                      statistics.median(ratios) if ratios else None, TIME_GOAL))
+    found.append((f"restore full + differential <= {RESTORE_GOAL}x the full alone", restore.get("ratio"),
+                   RESTORE_GOAL))
+    found.append((f"peak RSS of the differential with a {rss['tree']['files'] if rss else 200_000}-file full "
+                   f"(MiB) <= {RSS_GOAL_MIB:.0f}", rss["differential"]["peak_rss"] / MiB if rss else None,
+                   RSS_GOAL_MIB))
+    return [{"goal": goal, "figure": figure, "limit": limit,
+             "status": "not measured" if figure is None else ("met" if figure <= limit else "missed")}
+            for goal, figure, limit in found]
+
+
+def render(results: dict) -> str:
+    parts = [f"## differential benchmark ({results['nproc']} cores, load {results['load_start'][0]:.2f} at start, "
+             f"{results['load_end'][0]:.2f} at end; full_every.size {results['full_every_size']}; "
+             f"restic {results['restic']}, borg {results['borg']})"]
+    if "week" in results:
+        parts += [week_table(results["week"]), time_table(results["week"])]
+    if "restore" in results:
+        parts.append(restore_table(results["restore"]))
+    if "rss" in results:
+        parts.append(rss_table(results["rss"]))
+    parts.append("### goals\n" + "\n".join(f"- {g['goal']}: " + (f"{g['figure']:.2f} ({g['status']})"
+                                                                  if g["figure"] is not None else g["status"])
+                                           for g in results["goals"]))
+    return "\n\n".join(parts) + "\n"
