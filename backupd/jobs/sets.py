@@ -61,6 +61,7 @@ def plan(job: JobConfig, history: History, state_dir: Path, destinations: Mappin
     """What this run of `job` makes (see the module's docstring)."""
     if not job.differential:
         return full("differential is off")
+    _drop_partial_copies(state_dir, job.name)
     if asked_full:
         return full("a full was asked for")
     base, differentials = current_set(history, job.name)
@@ -159,3 +160,10 @@ def keep_only(state_dir: Path, job: str, archive: str) -> None:
     for path in folder.glob("*.manifest.zst*") if folder.is_dir() else ():
         if path.name != keep:
             path.unlink(missing_ok=True)
+
+
+def _drop_partial_copies(state_dir: Path, job: str) -> None:
+    """What a kill while a full's manifest copy was being written left behind."""
+    folder = bases_dir(state_dir, job)
+    for path in folder.glob("*.partial") if folder.is_dir() else ():
+        path.unlink(missing_ok=True)
