@@ -19,6 +19,7 @@ from ..cancel import CancelToken
 from ..util.clock import utc_now
 from ..util.names import MANIFEST_NAME
 from . import tarheader as th
+from .diff_members import DifferentialMembers
 from .differ import Differ, stat_fields
 from .errors import SourceError, WriteError
 from .inputs import PLAIN_NAME, readinto_from_read, shown_path
@@ -48,7 +49,7 @@ class ArchiveStats:
     warning_count: int = 0      # all warnings (the manifest lists every one)
 
 
-class ArchiveWriter:
+class ArchiveWriter(DifferentialMembers):
     """Writes one .tar.zst at `path` (inside age v1 with an `encryptor`); use as a context manager, call finish()."""
 
     def __init__(self, path: Path, *, level: int = 3, header: dict, cancel: CancelToken | None = None,
@@ -136,35 +137,7 @@ class ArchiveWriter:
             self._manifest.directory(name)
             self.members += 1
             return {}
-        data, kept, deltas = self.differ.listing(name + "/", listing, dir_fd)
-        self.write_dumpdir(name, st.st_mode, st.st_uid, st.st_gid, st.st_mtime, data)
-        stats = dict(listing)
-        for entry, known in kept.items():
-            self._manifest.file(f"{name}/{entry}", known.size, known.sha256, stat_fields(stats[entry]), "full")
-        for entry, delta in deltas.items():
-            self._write_delta(f"{name}/{entry}", delta, stats[entry])
-        return {**kept, **deltas}
-
-    def _write_delta(self, name: str, delta, st: os.stat_result) -> None:
-        """A delta file's patch as its own member; the manifest's entry is the file's, naming the patch."""
-        self._stream.write(self._headers.header(delta.member, th.REGULAR, 0o600, self._uid, self._gid,
-                                                delta.size, time.time()))
-        try:
-            with open(delta.path, "rb") as patch:
-                digest = self._copy(delta.member, str(delta.path), patch.readinto, delta.size)
-        finally:
-            delta.path.unlink(missing_ok=True)
-        self._manifest.file(name, delta.file_size, delta.file_sha256, stat_fields(st),
-                            delta={"member": delta.member, "size": delta.size, "sha256": digest})
-        self.members += 1
-
-    def write_dumpdir(self, name: str, mode: int, uid: int, gid: int, mtime: float, data: bytes) -> None:
-        """A directory with its GNU dumpdir (a pax GNU.dumpdir record, as GNU tar writes in POSIX format):
-        the names it must hold."""
-        self._stream.write(self._headers.header(name + "/", th.DIRECTORY, mode, uid, gid, 0, mtime,
-                                                pax=((th.DUMPDIR, data),)))
-        self._manifest.directory(name)
-        self.members += 1
+        return self._differential_directory(name, st, listing, dir_fd)
 
     def write_symlink(self, name: str, target: str, st: os.stat_result) -> None:
         self._stream.write(self._headers.header(name, th.SYMLINK, st.st_mode, st.st_uid, st.st_gid, 0,
