@@ -1,14 +1,12 @@
 """The full's MANIFEST.json as a compact index: what a differential compares each file with.
 
-Memory stays small at any file count: a name is kept as an 8-byte hash in a sorted array, and its record
-(size, mode, uid, gid, mtime, ctime, sha256) as 68 packed bytes; 200k files take about 15 MiB. Two names with
-the same 64-bit hash would also need the same size, owner, mode and times to be mistaken for one another."""
+Memory stays small at any file count: a name is kept as its 64-bit hash (a dict key) and its record (size,
+mode, uid, gid, mtime, ctime, sha256) as 68 packed bytes; 200k files take about 30 MiB. Two names with the
+same 64-bit hash would also need the same size, owner, mode and times to be mistaken for one another."""
 from __future__ import annotations
 
 import io
 import json
-from array import array
-from bisect import bisect_left
 from dataclasses import dataclass
 from hashlib import blake2b
 from pathlib import Path
@@ -49,26 +47,26 @@ class BaseIndex:
     """Regular files of a full's manifest that carry `stat`, looked up by member name."""
 
     def __init__(self, entries: Iterable[dict], header: dict | None = None) -> None:
-        self.header = header or {}
-        keyed = []
+        self.header = header if header is not None else {}     # filled as `entries` is read
+        offsets: dict[int, int] = {}        # name hash -> its record's offset in `records`
+        records = bytearray()
         for entry in entries:
             if entry.get("type", "file") == "file" and isinstance(entry.get("stat"), list):
                 try:
-                    keyed.append((name_key(entry["name"]), _pack(entry["size"], entry["stat"], entry["sha256"])))
+                    record = _pack(entry["size"], entry["stat"], entry["sha256"])
                 except (KeyError, TypeError, ValueError, OverflowError):
                     raise BaseError(f"the full's manifest has a malformed entry for {entry.get('name')!r}") \
                         from None
-        keyed.sort(key=lambda pair: pair[0])
-        self._keys = array("Q", (pair[0] for pair in keyed))
-        self._records = b"".join(pair[1] for pair in keyed)
-        self.files = len(self._keys)
+                offsets[name_key(entry["name"])] = len(records)
+                records += record
+        self._offsets, self._records = offsets, records
+        self.files = len(offsets)
 
     def get(self, name: str) -> BaseFile | None:
-        key = name_key(name)
-        at = bisect_left(self._keys, key)
-        if at == len(self._keys) or self._keys[at] != key:
+        at = self._offsets.get(name_key(name))
+        if at is None:
             return None
-        raw = self._records[at * _RECORD_SIZE:(at + 1) * _RECORD_SIZE]
+        raw = self._records[at:at + _RECORD_SIZE]
         little = int.from_bytes
         return BaseFile(size=little(raw[0:8], "little"), mtime_ns=little(raw[8:16], "little", signed=True),
                         ctime_ns=little(raw[16:24], "little", signed=True), mode=little(raw[24:28], "little"),
@@ -78,16 +76,16 @@ class BaseIndex:
     @classmethod
     def load(cls, path: Path) -> "BaseIndex":
         """From a manifest file as the writer lays it out (plain, or zstd-compressed if named *.zst)."""
+        import zstandard
         try:
             with open(path, "rb") as raw:
                 if path.name.endswith(".zst"):
-                    import zstandard
                     with zstandard.ZstdDecompressor().stream_reader(raw) as stream:
                         return cls.read(io.BufferedReader(stream, 1 << 20))
                 return cls.read(raw)
         except OSError as exc:
             raise BaseError(f"cannot read the full's manifest {path}: {exc.strerror or exc}") from None
-        except (ValueError, EOFError) as exc:       # zstd errors are ValueErrors (zstandard.ZstdError)
+        except (ValueError, EOFError, zstandard.ZstdError) as exc:
             raise BaseError(f"the full's manifest {path} is damaged: {exc}") from None
 
     @classmethod
