@@ -5,6 +5,7 @@ import hashlib
 import os
 import shutil
 import sqlite3
+import subprocess
 from datetime import timedelta
 
 import pytest
@@ -17,6 +18,7 @@ from backupd.jobs.result import RunRecord
 from backupd.jobs import sets
 from backupd.jobs.history import History
 from backupd.jobs.runner import Run
+from tests.age_keys import needs_age, x25519
 from tests.configs import directory_source, job, local_destination, write_config
 from tests.diff_trees import members, snapshot, tar_restore
 
@@ -206,3 +208,21 @@ def test_a_differential_is_not_stored_where_its_full_is_absent(tmp_path):
     assert "main-h-20261130T000000Z-bbbbbbbb.tar.zst is not there" in result.error
     assert history.pending("main") == [] and not (tmp_path / "archives" / meta.name).exists()
     assert record.status == "failed" and record.error.category == "destination"
+
+
+@needs_age
+def test_an_encrypted_set_restores_with_age_zstd_and_tar_g(tmp_path):
+    key = x25519(tmp_path)
+    config = configure(tmp_path, encrypt_to=[key.recipient])
+    build_tree(tmp_path / "data")
+    first = run(config)
+    change_tree(tmp_path / "data")
+    second = run(config)
+    assert second.archive.kind == "differential" and second.archive.name.endswith("-diff-"
+                                                                                  f"{first.run_id[:8]}.tar.zst.age")
+    target = tmp_path / "restored"
+    target.mkdir()
+    for name in (first.archive.name, second.archive.name):
+        subprocess.run(f"age -d -i '{key.identity}' '{tmp_path / 'archives' / name}' | zstd -qdc | "
+                       f"tar -G -x -C '{target}'", shell=True, check=True)
+    assert snapshot(target / "files") == snapshot(tmp_path / "data")
