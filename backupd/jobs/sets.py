@@ -22,10 +22,11 @@ from ..config import DestinationConfig, JobConfig
 from ..config.keep import format_duration
 from ..destinations import registry
 from ..destinations.base import DestinationError
-from ..util.names import DIFFERENTIAL, FULL
+from ..util.clock import parse_iso
+from ..util.names import DIFFERENTIAL, FULL, base_run_of, kind_of
 from ..util.units import human_size
 from .history import History
-from .result import RunRecord, Status
+from .result import ArchiveInfo, RunRecord, Status, Trigger
 
 log = logging.getLogger("backupd.run")
 RECORDS_SCANNED = 5000          # runs looked through for the set's full and differentials
@@ -66,6 +67,8 @@ def plan(job: JobConfig, history: History, state_dir: Path, destinations: Mappin
         return full("a full was asked for")
     base, differentials = current_set(history, job.name)
     if base is None:
+        base, differentials = listed_set(job, state_dir, destinations)
+    if base is None:
         return full("the job has no successful full yet")
     reason = _full_needed(job, history, base, differentials, now)
     if reason:
@@ -92,6 +95,37 @@ def current_set(history: History, job: str) -> tuple[RunRecord | None, list[RunR
         else:
             return record, [d for d in differentials if d.archive.base == archive.name]
     return None, []
+
+
+def listed_set(job: JobConfig, state_dir: Path,
+               destinations: Mapping[str, DestinationConfig]) -> tuple[RunRecord | None, list[RunRecord]]:
+    """With no full in the history (a reinstalled machine), the newest full of this job and host that the
+    job's first listable destination holds, and its differentials there, as records."""
+    from .actions.archive import archive_pattern, host_name
+    pattern = archive_pattern(job.name, host_name())
+    for name in job.destinations:
+        destination = registry.build(destinations[name], state_dir)
+        try:
+            listed = [item for item in destination.list(job.name) if pattern.fullmatch(item.name)]
+        except DestinationError:
+            continue
+        finally:
+            destination.close()
+        fulls = [item for item in listed if kind_of(item.name) == FULL and item.sha256 and item.created]
+        if not fulls:
+            return None, []
+        base = max(fulls, key=lambda item: (item.created, item.name))
+        differentials = [_listed_record(item, job.name, base.name) for item in listed
+                         if base_run_of(item.name) and base.run_id.startswith(base_run_of(item.name))]
+        return _listed_record(base, job.name), differentials
+    return None, []
+
+
+def _listed_record(item, job: str, base: str = "") -> RunRecord:
+    archive = ArchiveInfo(name=item.name, size=item.size, sha256=item.sha256, kind=DIFFERENTIAL if base else FULL,
+                          base=base)
+    return RunRecord(run_id=item.run_id, job=job, trigger=Trigger.SCHEDULE, status=Status.SUCCESS,
+                     started=parse_iso(item.created), archive=archive, note="from a destination's listing")
 
 
 def _full_needed(job: JobConfig, history: History, base: RunRecord, differentials: list, now) -> str:

@@ -226,3 +226,16 @@ def test_an_encrypted_set_restores_with_age_zstd_and_tar_g(tmp_path):
         subprocess.run(f"age -d -i '{key.identity}' '{tmp_path / 'archives' / name}' | zstd -qdc | "
                        f"tar -G -x -C '{target}'", shell=True, check=True)
     assert snapshot(target / "files") == snapshot(tmp_path / "data")
+
+
+def test_a_reinstalled_machine_carries_on_the_set_from_the_destination(tmp_path):
+    config = configure(tmp_path)
+    build_tree(tmp_path / "data")
+    first = run(config)
+    change_tree(tmp_path / "data")
+    shutil.rmtree(tmp_path / "state")            # the history and the manifest copy are gone
+    second = run(config)
+    assert (second.archive.kind, second.archive.base) == ("differential", first.archive.name)
+    target = tmp_path / "restored"
+    tar_restore([tmp_path / "archives" / first.archive.name, tmp_path / "archives" / second.archive.name], target)
+    assert snapshot(target / "files") == snapshot(tmp_path / "data")
