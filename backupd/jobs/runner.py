@@ -145,6 +145,9 @@ class Run:
                 differ = Differ(BaseIndex.load(plan.manifest), self.job.detect, deltas)
             except BaseError as exc:
                 plan = sets.full(f"{exc}")
+            if differ is not None and not differ.base.files:
+                differ, plan = None, sets.full("its full lists no file it could be compared with (made by an "
+                                                "older backupd, or of command output only)")
         log.info("backup kind", extra={**self.extra, "kind": plan.kind, "reason": plan.reason,
                                        "base": plan.base.archive.name if plan.base else None})
         return plan, differ

@@ -168,15 +168,19 @@ def test_a_job_without_differential_makes_fulls_and_keeps_no_copy(tmp_path):
 
 
 def test_a_table_dropped_from_a_database_is_gone_after_restoring_the_differential(tmp_path):
+    """Sources without a folder of their own are stored whole in a differential, with a dumpdir of their folder."""
     database = tmp_path / "app.db"
     with sqlite3.connect(database) as db:
         db.executescript("CREATE TABLE users (name TEXT); INSERT INTO users VALUES ('ada');"
                          "CREATE TABLE old (x INTEGER); INSERT INTO old VALUES (1);")
     path = write_config(tmp_path, sources={"db": {"type": "sqlite", "path": database, "format": "csv"},
                                            "out": {"type": "command", "command": ["echo", "hello"],
-                                                   "output": "hello.txt"}},
+                                                   "output": "hello.txt"},
+                                           "files": directory_source(tmp_path / "data")},
                         destinations={"local": local_destination(tmp_path / "archives")},
-                        jobs={"main": job(["db", "out"], differential=True)})
+                        jobs={"main": job(["db", "out", "files"], differential=True)})
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data/a.txt").write_text("a")
     config = load(path)
     first = run(config)
     with sqlite3.connect(database) as db:
