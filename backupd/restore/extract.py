@@ -19,6 +19,7 @@ import stat
 from dataclasses import dataclass, field
 from typing import Callable
 
+from ..util.names import DELTA_DIR, DELTA_SUFFIX
 from . import dumpdir
 from .reader import ArchiveReader, Member
 from .rules import REFUSED_TYPES, Refused, Selection, parts_of, special_bits_message, symlink_problem
@@ -71,7 +72,7 @@ class Extractor:
             parts = parts_of(member.name)
             if not parts:
                 return False                # './': the restore folder itself
-            if not self.selection(parts):
+            if not self.selection.everything and not self.selection(_selected_as(parts)):
                 self.summary.skipped += 1
                 return False
             self._check_parents(parts)
@@ -192,6 +193,13 @@ class Extractor:
                 os.close(fd)
             raise Refused(f"hard link to {shown('/'.join(parts))}, which was not extracted") from None
         return fd
+
+
+def _selected_as(parts: list[str]) -> list[str]:
+    """The path a selection judges a member by: a differential's delta member by the file it makes."""
+    if parts[0] == DELTA_DIR and len(parts) > 1:
+        return parts[1:-1] + [parts[-1].removesuffix(DELTA_SUFFIX)]
+    return parts
 
 
 def _quiet_parts(name: str) -> list[str] | None:

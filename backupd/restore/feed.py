@@ -111,7 +111,7 @@ class Feeder:
             pass
 
     def close(self) -> None:
-        """Stop the thread where it is (the input is not read further)."""
+        """Stop the thread where it is (the input is not read further); next() then gives the end."""
         self._stopping = True
         while self._thread.is_alive():
             try:
@@ -119,6 +119,7 @@ class Feeder:
             except queue.Empty:
                 pass
         self._thread.join()
+        self._done = True           # what was queued is gone: a later drain() must not wait for it
 
 
 class StoredBytes:

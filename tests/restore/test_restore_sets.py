@@ -1,0 +1,182 @@
+"""Restore of a differential over its full (hand-made sets, tests/restore/sets.py): the staged tree must be
+exactly the differential's manifest; the real `tar -G` and `zstd --patch-from` give the same tree."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from backupd.restore import RestoreError, extract_archive, restore_set, verify_archive
+from tests.archive.helpers import tree_state
+from tests.restore.sets import SetWriter
+
+pytestmark = pytest.mark.skipif(shutil.which("tar") is None or shutil.which("zstd") is None,
+                                reason="needs GNU tar and zstd")
+STAMP = 1_650_000_000
+
+
+def write(root: Path, files: dict[str, bytes]) -> None:
+    for rel, data in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+
+
+def settle(root: Path) -> None:
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            os.utime(Path(folder, name), (STAMP, STAMP), follow_symlinks=False)
+    os.utime(root, (STAMP, STAMP))
+
+
+@pytest.fixture
+def sets(tmp_path):
+    """(writer, source tree, full archive): the tree's first state, archived as a full."""
+    src = tmp_path / "live" / "src"
+    write(src, {"same.txt": b"same\n", "mod.txt": b"old\n", "gone.txt": b"gone\n", "dir/a": b"a\n",
+                "old-name/inside": b"moved\n", "file-then-dir": b"f\n", "dir-then-file/x": b"x\n",
+                "app.log": b"line\n" * 20_000, "perm.txt": b"p\n", "locked/inner": b"l\n"})
+    os.symlink("same.txt", src / "link")
+    os.chmod(src / "locked", 0o555)
+    settle(src)
+    writer = SetWriter(tmp_path / "work", delta_files=("*.log",))
+    full = writer.write_full(src, tmp_path / "full.tar.zst")
+    yield writer, src, full
+    for folder, dirs, _ in os.walk(tmp_path):
+        for name in dirs:
+            os.chmod(Path(folder, name), 0o755)
+
+
+def change(src: Path) -> None:
+    """Modified, new, deleted files and folders, a renamed folder, a file become a folder and back,
+    a symlink retargeted, a permission-only change, a delta'd log, a read-only folder made writable."""
+    (src / "mod.txt").write_bytes(b"new content\n")
+    write(src, {"new.txt": b"new\n", "new-dir/deep/n": b"n\n"})
+    (src / "gone.txt").unlink()
+    os.rename(src / "old-name", src / "new-name")
+    (src / "file-then-dir").unlink()
+    write(src, {"file-then-dir/inside": b"now a folder\n"})
+    shutil.rmtree(src / "dir-then-file")
+    (src / "dir-then-file").write_bytes(b"now a file\n")
+    (src / "link").unlink()
+    os.symlink("mod.txt", src / "link")
+    os.chmod(src / "perm.txt", 0o600)
+    with open(src / "app.log", "ab") as log:
+        log.write(b"appended\n" * 1000)
+    os.chmod(src / "locked", 0o755)
+    settle(src)
+
+
+def test_full_then_differential_restores_the_later_tree_exactly(sets, tmp_path):
+    writer, src, full = sets
+    change(src)
+    diff = writer.write_differential(src, tmp_path / "diff.tar.zst")
+    summary = restore_set(open(full, "rb"), open(diff, "rb"), tmp_path / "out", full_sha256=writer.full_sha256)
+    assert tree_state(tmp_path / "out") == tree_state(src.parent)
+    assert summary.files == sum(1 for p in src.rglob("*") if p.is_file() and not p.is_symlink())
+    assert summary.archive_sha256 and not summary.refused
+
+
+def test_real_tar_G_and_zstd_patch_from_give_the_same_tree(sets, tmp_path):
+    writer, src, full = sets
+    change(src)
+    diff = writer.write_differential(src, tmp_path / "diff.tar.zst")
+    out = tmp_path / "tar"
+    out.mkdir()
+    for archive in (full, diff):
+        subprocess.run(f"zstd -qdc '{archive}' | tar -G -x -C '{out}'", shell=True, check=True)
+    subprocess.run(["zstd", "-q", "-d", "--long=31", f"--patch-from={out}/src/app.log",
+                    f"{out}/.backupd-delta/src/app.log.zst", "-o", f"{out}/patched"], check=True)
+    os.replace(out / "patched", out / "src" / "app.log")
+    shutil.rmtree(out / ".backupd-delta")
+    (out / "MANIFEST.json").unlink()
+    os.utime(out / "src", (STAMP, STAMP))          # the folder's mtime, changed by the replacement
+    assert tree_state(out) == tree_state(src.parent)
+
+
+def test_a_differential_alone_is_refused_naming_its_full(sets, tmp_path):
+    writer, src, _ = sets
+    change(src)
+    diff = writer.write_differential(src, tmp_path / "diff.tar.zst", base_name="job-host-full.tar.zst")
+    with pytest.raises(RestoreError, match="needs its full, job-host-full.tar.zst; pass it with --base"):
+        extract_archive(open(diff, "rb"), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_wrong_full_is_refused_and_nothing_lands(sets, tmp_path):
+    writer, src, _ = sets
+    (src / "only-in-the-other-full").write_bytes(b"o\n")
+    other = SetWriter(tmp_path / "other").write_full(src, tmp_path / "other.tar.zst")
+    (src / "only-in-the-other-full").unlink()
+    change(src)
+    diff = writer.write_differential(src, tmp_path / "diff.tar.zst")
+    (tmp_path / "out").mkdir()
+    with pytest.raises(RestoreError, match="not of the full given"):
+        restore_set(open(other, "rb"), open(diff, "rb"), tmp_path / "out")
+    assert os.listdir(tmp_path / "out") == []
+
+
+def test_a_corrupted_differential_is_refused(sets, tmp_path):
+    writer, src, full = sets
+    change(src)
+    diff = writer.write_differential(src, tmp_path / "diff.tar.zst")
+    data = bytearray(diff.read_bytes())
+    data[len(data) // 2] ^= 0x40
+    diff.write_bytes(bytes(data))
+    assert not verify_archive(open(diff, "rb")).ok
+    with pytest.raises(RestoreError, match="nothing restored"):
+        restore_set(open(full, "rb"), open(diff, "rb"), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_full_that_is_not_the_one_the_manifest_describes_is_refused(sets, tmp_path):
+    """A full whose kept file is not the one the differential's manifest says (its base sha256 matching):
+    the staged tree is not the complete state."""
+    writer, src, _ = sets
+    genuine = dict(writer.full_files)
+    genuine["src/same.txt"] = (writer.full_files["src/same.txt"][0], Path("unused"))
+    (src / "same.txt").write_bytes(b"SAME\n")
+    settle(src)
+    tampered = writer.write_full(src, tmp_path / "tampered.tar.zst")
+    writer.full_files = genuine             # the differential keeps the genuine same.txt, names this full
+    (src / "same.txt").write_bytes(b"same\n")
+    settle(src)
+    diff = writer.write_differential(src, tmp_path / "diff.tar.zst")
+    with pytest.raises(RestoreError, match="differs: src/same.txt: sha256 differs from the manifest"):
+        restore_set(open(tampered, "rb"), open(diff, "rb"), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("drop, add, message", [
+    (("src/perm.txt",), (), "restored but not in the manifest: src/perm.txt"),
+    ((), ({"name": "src/never", "type": "file", "size": 1, "sha256": "0" * 64, "in": "full"},),
+     "missing after the restore: src/never")])
+def test_a_tree_that_is_more_or_less_than_the_manifest_is_refused(sets, tmp_path, drop, add, message):
+    writer, src, full = sets
+    diff = writer.write_differential(src, tmp_path / "diff.tar.zst", drop=drop, add=add)
+    with pytest.raises(RestoreError, match=message):
+        restore_set(open(full, "rb"), open(diff, "rb"), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_selection_restores_the_selected_part_of_the_later_tree(sets, tmp_path):
+    writer, src, full = sets
+    change(src)
+    diff = writer.write_differential(src, tmp_path / "diff.tar.zst")
+    restore_set(open(full, "rb"), open(diff, "rb"), tmp_path / "out", paths=["src/*.log", "src/new-name"])
+    assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*")) == \
+        ["src", "src/app.log", "src/new-name", "src/new-name/inside"]
+    assert (tmp_path / "out/src/app.log").read_bytes() == (src / "app.log").read_bytes()
+
+
+def test_verify_of_a_differential_checks_the_members_it_holds(sets, tmp_path):
+    writer, src, _ = sets
+    change(src)
+    diff = writer.write_differential(src, tmp_path / "diff.tar.zst")
+    report = verify_archive(open(diff, "rb"))
+    assert report.ok, report.problems()
+    listed = subprocess.run(f"zstd -qdc '{diff}' | tar -t", shell=True, capture_output=True, text=True).stdout
+    assert report.members == len(listed.splitlines()) - 1          # all but MANIFEST.json
+    assert ".backupd-delta/src/app.log.zst" in listed and "src/same.txt" not in listed.splitlines()
