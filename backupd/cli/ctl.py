@@ -156,7 +156,9 @@ COMMANDS = {
                        {"--to": ("to", text_value, "the folder to restore into (created if missing)"),
                         "--source": ("sources", Repeated(text_value), "only this source (repeatable)"),
                         "--path": ("paths", Repeated(text_value), "only members matching this glob (repeatable)"),
-                        "--force": ("force", None, "restore into a folder that is not empty"), **FETCH_OPTIONS},
+                        "--force": ("force", None, "restore into a folder that is not empty"),
+                        "--base": ("base", text_value, "with --archive of a differential: its full's archive file"),
+                        **FETCH_OPTIONS},
                        {}),
     "verify": Command("check BACKUP's sha256 and every member against its manifest (exit 0 ok, 1 not)", "backup",
                       {"--against-source": ("against_source", None, "also compare random files with the live "

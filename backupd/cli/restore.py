@@ -17,6 +17,7 @@ from backupd.restore.decrypt import is_encrypted, open_decrypted
 from backupd.util.units import human_size
 
 from . import restore_origins as origins
+from . import restore_sets as sets
 from .ctl import (EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, USAGE, WaitProgress, fail,
                   report_remote_error, unreachable)
 from .ctl_format import human_duration, printable
@@ -92,12 +93,24 @@ def _plaintext(info: dict, stored: StoredBytes, options: dict):
     return open_decrypted(stored, options["identity"])
 
 
-def restore_consumer(options: dict, progress: TransferProgress):
-    def consume(info: dict, chunks):
-        progress.begin(info)
+def stream_maker(options: dict):
+    """stream_of(info, chunks) -> (the tar.zst stream, the StoredBytes it is read from)."""
+    def stream_of(info: dict, chunks):
         digest = chunks.sha if isinstance(chunks, StreamReader) else None     # it hashes what it received
         stored = StoredBytes(guarded(chunks, options), digest)
-        stream = _plaintext(info, stored, options)
+        return _plaintext(info, stored, options), stored
+    return stream_of
+
+
+def restore_consumer(options: dict, progress: TransferProgress):
+    def consume(info: dict, chunks):
+        if sets.is_differential(info):
+            try:
+                return sets.restore_fetched(info, chunks, options, stream_maker(options), fetch, progress)
+            except OSError as exc:
+                raise LocalFailure(f"cannot restore into {options['to']}: {exc.strerror or exc}") from None
+        progress.begin(info)
+        stream, stored = stream_maker(options)(info, chunks)
         try:
             summary = extract_archive(stream, options["to"], expected_sha256=info["sha256"] or None,
                                       sources=options.get("sources", ()), paths=options.get("paths", ()),
@@ -142,7 +155,8 @@ def show_restore(result, options: dict) -> int:
             print(f"warning: {printable(line)}", file=sys.stderr)
         for line in refused:
             print(f"refused: {printable(line)}", file=sys.stderr)
-        print(f"restored {printable(info['name'])} from {printable(info['destination'])} into {options['to']}: "
+        over = f" over its full {printable(info['base'])}" if sets.is_differential(info) and info.get("base") else ""
+        print(f"restored {printable(info['name'])}{over} from {printable(info['destination'])} into {options['to']}: "
               f"{summary.files} files, {summary.directories} folders, {summary.symlinks + summary.hardlinks} links, "
               f"{human_size(summary.bytes)} in {summary.seconds:.1f} s"
               + (f"; {len(refused)} members refused" if refused else ""))
@@ -179,6 +193,8 @@ def check_usage(options: dict) -> None:
         raise Usage(f"{command}: --destination does not go with --archive")
     if command == "restore" and not options.get("to"):
         raise Usage("restore: say where with --to DIR")
+    if options.get("base") and not options.get("archive"):
+        raise Usage("restore: --base goes with --archive (otherwise a differential's full is found by itself)")
     if options.get("sample") and not options.get("against_source"):
         raise Usage("verify: --sample goes with --against-source")
     if options.get("against_source") and options.get("archive") and not options.get("config"):
@@ -192,6 +208,18 @@ def fetch(options: dict, consume):
     if options.get("config"):
         return origins.via_config(options, consume)
     return origins.via_daemon(options, socket_path(options), consume)
+
+
+def restore_file(options: dict, progress: TransferProgress):
+    """--archive FILE: a full alone, or a differential with --base FULL_FILE (refused without it)."""
+    if options.get("base"):
+        try:
+            return sets.restore_files(options, stream_maker(options), progress)
+        except OSError as exc:
+            raise LocalFailure(f"cannot restore into {options['to']}: {exc.strerror or exc}") from None
+    if sets.is_differential({"name": os.path.basename(options["archive"])}):
+        raise RestoreError(sets.needs_base(options, stream_maker(options)))
+    return fetch(options, restore_consumer(options, progress))
 
 
 def socket_path(options: dict) -> str:
@@ -230,6 +258,8 @@ def run(options: dict) -> int:
         check_usage(options)
         if command == "verify":
             return verify(options, progress)
+        if options.get("archive"):
+            return show_restore(restore_file(options, progress), options)
         return show_restore(fetch(options, restore_consumer(options, progress)), options)
     except Usage as exc:
         print(f"{USAGE}\nbackupctl: error: {exc}", file=sys.stderr)

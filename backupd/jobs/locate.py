@@ -7,13 +7,13 @@ the backup, local ones before remote ones."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Iterator
 
 from ..config import Config
 from ..destinations import registry
 from ..destinations.base import DestinationError, ErrorKind
-from ..util.names import ARCHIVE_SUFFIX
+from ..util.names import ARCHIVE_SUFFIX, DIFFERENTIAL, base_run_of, kind_of
 from .result import DestinationStatus, RunRecord
 
 MIN_PREFIX = 8
@@ -35,10 +35,20 @@ class Located:
     size: int | None
     destinations: tuple[str, ...]
     created: str = ""
+    base: str = ""              # a differential's full: its archive name ("" for a full, or not found)
+    base_sha256: str = ""
+    base_size: int | None = None
+
+    @property
+    def kind(self) -> str:
+        return kind_of(self.name)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "job": self.job, "run_id": self.run_id, "sha256": self.sha256,
-                "size": self.size, "created": self.created}
+        found = {"name": self.name, "job": self.job, "run_id": self.run_id, "sha256": self.sha256,
+                 "size": self.size, "created": self.created, "kind": self.kind}
+        if self.kind == DIFFERENTIAL:
+            found.update(base=self.base, base_sha256=self.base_sha256, base_size=self.base_size)
+        return found
 
 
 @dataclass(frozen=True)
@@ -81,7 +91,8 @@ def _from_history(spec: Spec, records: list[RunRecord], config: Config) -> list[
         held = [d.name for d in record.destinations if d.status == DestinationStatus.SUCCESS]
         if held:
             found.append(Located(archive.name, record.job, record.run_id, archive.sha256, archive.size,
-                                 _ordered(config, held), created=record.started.isoformat()))
+                                 _ordered(config, held), created=record.started.isoformat(), base=archive.base,
+                                 base_sha256=archive.base_sha256, base_size=archive.base_size or None))
     return found
 
 
@@ -93,9 +104,30 @@ def _from_listings(spec: Spec, config: Config, listings: Iterator[tuple[str, lis
                 continue
             known = merged.get(item.name)
             held = (known.destinations if known else ()) + (destination,)
+            base = known if known and known.base else _full_listed(item, backups)
             merged[item.name] = Located(item.name, item.job, item.run_id, item.sha256, item.size or None,
-                                        _ordered(config, held), created=item.created)
+                                        _ordered(config, held), created=item.created, base=base.base,
+                                        base_sha256=base.base_sha256, base_size=base.base_size)
     return sorted(merged.values(), key=lambda found: (found.created, found.name), reverse=True)
+
+
+@dataclass(frozen=True)
+class _Base:
+    base: str = ""
+    base_sha256: str = ""
+    base_size: int | None = None
+
+
+def _full_listed(item, backups: list) -> _Base:
+    """A listed differential's full, as the same listing shows it: of the same job, its run id starting
+    with the differential's base run id (an empty _Base for a full, or a full not listed there)."""
+    base_run = base_run_of(item.name)
+    if base_run is None:
+        return _Base()
+    for other in backups:
+        if other.job == item.job and other.run_id.startswith(base_run) and kind_of(other.name) != DIFFERENTIAL:
+            return _Base(other.name, other.sha256, other.size or None)
+    return _Base()
 
 
 def _choose(spec: Spec, text: str, found: list[Located]) -> Located:
@@ -146,7 +178,7 @@ def locate(text: str, config: Config, records: list[RunRecord] | None,
 
 
 def _at(found: Located, destination: str) -> Located:
-    return Located(found.name, found.job, found.run_id, found.sha256, found.size, (destination,), found.created)
+    return replace(found, destinations=(destination,))
 
 
 class Fetched:

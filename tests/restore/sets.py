@@ -19,6 +19,21 @@ from backupd.archive.tarheader import END_OF_ARCHIVE, HeaderBuilder, pax_records
 DELTA_DIR = ".backupd-delta"
 
 
+def write(root: Path, files: dict[str, bytes]) -> None:
+    """Files (folders made as needed) under `root`."""
+    for rel, data in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+
+
+def settle(root: Path, stamp: int) -> None:
+    """Whole-second mtimes everywhere (a ustar header keeps seconds)."""
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            os.utime(Path(folder, name), (stamp, stamp), follow_symlinks=False)
+    os.utime(root, (stamp, stamp))
+
+
 def dumpdir_member(headers: HeaderBuilder, name: str, entries: bytes, mode: int = 0o755,
                    mtime: int = 1_700_000_000) -> bytes:
     """A folder with a GNU.dumpdir pax record (as GNU tar --format=posix -g writes it)."""

@@ -16,6 +16,7 @@ from backupd.restore.extract import Extractor
 from backupd.restore.rules import Refused, Selection
 from backupd.restore.staging import DirChain, Target
 from tests.archive.helpers import tree_state
+from tests.restore.sets import settle as settle_at, write
 
 pytestmark = pytest.mark.skipif(shutil.which("tar") is None or shutil.which("zstd") is None,
                                 reason="needs GNU tar and zstd")
@@ -62,18 +63,8 @@ def kinds(archive: Path) -> set[str]:
         return {member.type for member in reader}
 
 
-def write(root: Path, files: dict[str, bytes]) -> None:
-    for rel, data in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_bytes(data)
-
-
 def settle(root: Path) -> None:
-    """Whole-second mtimes everywhere (the ustar header keeps seconds)."""
-    for folder, dirs, files in os.walk(root):
-        for name in dirs + files:
-            os.utime(Path(folder, name), (MTIME, MTIME), follow_symlinks=False)
-    os.utime(root, (MTIME, MTIME))
+    settle_at(root, MTIME)
 
 
 def same_as_gnu(archives: list[Path], tmp_path: Path) -> dict:

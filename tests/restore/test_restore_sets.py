@@ -11,24 +11,15 @@ import pytest
 
 from backupd.restore import RestoreError, extract_archive, restore_set, verify_archive
 from tests.archive.helpers import tree_state
-from tests.restore.sets import SetWriter
+from tests.restore.sets import SetWriter, settle as settle_at, write
 
 pytestmark = pytest.mark.skipif(shutil.which("tar") is None or shutil.which("zstd") is None,
                                 reason="needs GNU tar and zstd")
 STAMP = 1_650_000_000
 
 
-def write(root: Path, files: dict[str, bytes]) -> None:
-    for rel, data in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_bytes(data)
-
-
 def settle(root: Path) -> None:
-    for folder, dirs, files in os.walk(root):
-        for name in dirs + files:
-            os.utime(Path(folder, name), (STAMP, STAMP), follow_symlinks=False)
-    os.utime(root, (STAMP, STAMP))
+    settle_at(root, STAMP)
 
 
 @pytest.fixture
