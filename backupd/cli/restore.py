@@ -129,11 +129,12 @@ def verify_consumer(options: dict, progress: TransferProgress, config=None):
         from backupd.jobs.verify import verify_chunks
         progress.begin(info)
         found = Located(info["name"], info.get("job") or "", info.get("run_id") or "", info["sha256"],
-                        info.get("size"), (info.get("destination") or "",))
+                        info.get("size"), (info.get("destination") or "",), base=info.get("base") or "",
+                        base_sha256=info.get("base_sha256") or "")
         try:
             record = verify_chunks(found, info.get("destination") or "", guarded(chunks, options), config,
-                                   sample=_sample(options),
-                                   identity=options.get("identity"), progress=progress)
+                                   sample=_sample(options), identity=options.get("identity"), progress=progress,
+                                   bare=bool(options.get("archive")))
         finally:
             progress.clear()
         return record.to_dict()
@@ -169,7 +170,8 @@ def show_verify(record: dict, options: dict) -> int:
         print(json.dumps(record, indent=2))
         return EXIT_OK if ok else EXIT_FAILED
     record = printable(record)
-    where = f"{record.get('archive')} at {record.get('destination')}"
+    where = f"{record.get('archive')} at {record.get('destination')}" + \
+        (f" (a differential of {record['base']})" if record.get("base") else "")
     head = (f"ok: {where}: {record.get('members')} members, {human_size(record.get('bytes'))}" if ok else
             f"{'FAILED' if record.get('status') == 'failed' else 'could not verify'}: {where}")
     lines = [head] + [f"  {problem}" for problem in record.get("problems") or []]

@@ -104,7 +104,7 @@ def _from_listings(spec: Spec, config: Config, listings: Iterator[tuple[str, lis
                 continue
             known = merged.get(item.name)
             held = (known.destinations if known else ()) + (destination,)
-            base = known if known and known.base else _full_listed(item, backups)
+            base = known if known and known.base else full_listed(item, backups)
             merged[item.name] = Located(item.name, item.job, item.run_id, item.sha256, item.size or None,
                                         _ordered(config, held), created=item.created, base=base.base,
                                         base_sha256=base.base_sha256, base_size=base.base_size)
@@ -118,7 +118,7 @@ class _Base:
     base_size: int | None = None
 
 
-def _full_listed(item, backups: list) -> _Base:
+def full_listed(item, backups: list) -> _Base:
     """A listed differential's full, as the same listing shows it: of the same job, its run id starting
     with the differential's base run id (an empty _Base for a full, or a full not listed there)."""
     base_run = base_run_of(item.name)

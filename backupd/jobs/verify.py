@@ -18,6 +18,8 @@ from ..destinations.base import DestinationError
 from ..restore import VerifyReport, verify_archive
 from ..restore.decrypt import is_encrypted, open_decrypted
 from ..restore.reader import Member
+from ..util.names import DIFFERENTIAL
+from .verify_base import ManifestSeen, base_problems, named_base
 from .locate import Located, open_fetch
 from .verify_record import VerifyRecord, VerifyStatus
 
@@ -61,14 +63,18 @@ class Sampler:
         self.chosen: list[_Sampled] = []
 
     def __call__(self, member: Member) -> None:
-        source, _, rest = member.name.removeprefix("./").partition("/")
-        if member.type != "file" or source not in self.roots or not rest:
+        if member.type == "file":
+            self.entry(member.name, member.size, member.sha256, member.mtime_ns)
+
+    def entry(self, name: str, size: int, sha256: str, mtime_ns: int) -> None:
+        """A regular file as archived (a member, or a differential's manifest entry)."""
+        source, _, rest = name.removeprefix("./").partition("/")
+        if source not in self.roots or not rest:
             return
         self.seen += 1
         slot = len(self.chosen) if len(self.chosen) < self.size else self.rng.randrange(self.seen)
         if slot < self.size:
-            entry = _Sampled(member.name, self.roots[source] / rest, member.size, member.sha256, member.mtime_ns)
-            self.chosen[slot:slot + 1] = [entry]
+            self.chosen[slot:slot + 1] = [_Sampled(name, self.roots[source] / rest, size, sha256, mtime_ns)]
 
     def compare(self) -> SourceComparison:
         result = SourceComparison(sampled=len(self.chosen), not_compared=self.not_compared)
@@ -120,20 +126,25 @@ def verify_backup(found: Located, config: Config, state_dir, *, trigger: str = "
 
 
 def verify_chunks(found: Located, destination: str, chunks, config: Config | None, *, trigger: str = "manual",
-                  sample: int = 0, identity: str | None = None,
-                  progress: Callable[[int], None] | None = None) -> VerifyRecord:
+                  sample: int = 0, identity: str | None = None, progress: Callable[[int], None] | None = None,
+                  bare: bool = False) -> VerifyRecord:
     """Verify the stored bytes `chunks` of `found`; `sample` files compared with the live sources of
-    its job in `config`. A DestinationError midway makes an `error` record."""
+    its job in `config`. A DestinationError midway makes an `error` record. `bare`: a file alone, whose
+    full (if it is a differential) nothing records."""
     record = VerifyRecord(job=found.job, archive=found.name, destination=destination, run_id=found.run_id,
                           trigger=trigger)
     job = config.jobs.get(found.job) if config is not None else None
     sampler = Sampler(config, job.sources, sample) if sample and job is not None else None
+    seen = ManifestSeen(sampler if found.kind == DIFFERENTIAL else None)
     try:
-        report = _verified(chunks, found, identity, progress, sampler)
+        report = _verified(chunks, found, identity, progress, None if seen.sampler else sampler, seen)
     except DestinationError as exc:
         return record.finish(VerifyStatus.ERROR, [f"could not finish: {exc}"])
     record.members, record.bytes, record.sha256 = report.members, report.bytes, report.sha256
     problems = report.problems()
+    if found.kind == DIFFERENTIAL:
+        record.base = named_base(seen.header) if bare else found.base
+        problems += [] if bare else base_problems(found, seen.header, destination)
     if sampler is not None:
         comparison = sampler.compare()
         record.against_source = comparison.to_dict()
@@ -142,16 +153,17 @@ def verify_chunks(found: Located, destination: str, chunks, config: Config | Non
     return record.finish(VerifyStatus.FAILED if problems else VerifyStatus.SUCCESS, problems)
 
 
-def _verified(chunks, found: Located, identity, progress, sampler):
+def _verified(chunks, found: Located, identity, progress, sampler, seen):
     """The VerifyReport of the fetched bytes (an encrypted archive without an identity: its sha256 only)."""
     expected = found.sha256 or None
     if not is_encrypted(found.name):
-        return verify_archive(chunks, expected, progress=progress, on_member=sampler)
+        return verify_archive(chunks, expected, progress=progress, on_member=sampler, on_manifest=seen)
     stored = HashedChunks(chunks)
     if identity is None:        # the members cannot be read without the identity: the stored bytes' sha256 only
         report = VerifyReport(bytes=sum(len(chunk) for chunk in stored))
     else:
-        report = verify_archive(open_decrypted(stored, identity), None, progress=progress, on_member=sampler)
+        report = verify_archive(open_decrypted(stored, identity), None, progress=progress, on_member=sampler,
+                                on_manifest=seen)
     report.sha256, report.expected_sha256 = stored.sha.hexdigest(), expected
     return report
 

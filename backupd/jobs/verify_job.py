@@ -10,7 +10,7 @@ from ..cancel import Cancelled
 from ..config import Config
 from ..destinations import registry
 from ..destinations.base import DestinationError
-from .locate import Located, LocateError
+from .locate import Located, LocateError, full_listed
 from .verify import verify_backup
 from .verify_record import VerifyRecord, VerifyStatus
 
@@ -55,8 +55,11 @@ def _verify_destination(job_name, destination, config, history, recorded, cancel
         if cancel is not None and cancel.cancelled:
             return
         run = recorded.get(backup.name)
+        full = full_listed(backup, backups)         # a differential's full, if this destination holds it
         found = Located(backup.name, job_name, backup.run_id, run.archive.sha256 if run else backup.sha256,
-                        run.archive.size if run else backup.size, (destination,), backup.created)
+                        run.archive.size if run else backup.size, (destination,), backup.created, full.base,
+                        (run.archive.base_sha256 if run and run.archive.base == full.base else "") or full.base_sha256,
+                        full.base_size)
         try:
             yield verify_backup(found, config, state_dir, trigger=trigger, cancel=cancel)
         except (LocateError, Cancelled) as exc:

@@ -37,6 +37,7 @@ class VerifyRecord:
     problems: list[str] = field(default_factory=list)
     problem_count: int = 0
     against_source: dict | None = None  # the spot check's counts, when asked for
+    base: str = ""                      # a differential's full (its archive name), checked with it
 
     def finish(self, status: VerifyStatus, problems: list[str] = ()) -> "VerifyRecord":
         self.status, self.ended = status, utc_now()

@@ -275,10 +275,12 @@ def _differences(record: Record, entry: Record, report: VerifyReport) -> None:
 
 
 def verify_archive(stream: BinaryIO | Iterable[bytes], expected_sha256: str | None = None,
-                   progress=None, on_member: Callable[[Member], None] | None = None) -> VerifyReport:
+                   progress=None, on_member: Callable[[Member], None] | None = None,
+                   on_manifest: Callable[[BinaryIO], None] | None = None) -> VerifyReport:
     """Read a whole archive: its sha256 (against `expected_sha256` if given) and every member's size and
-    sha256 against MANIFEST.json. Problems are reported, not raised (except the stream's own errors).
-    `on_member(member)` sees each member once its data was read (its sha256 set), MANIFEST.json excepted."""
+    sha256 against MANIFEST.json (a differential's: the members it holds). Problems are reported, not
+    raised (except the stream's own errors). `on_member(member)` sees each member once its data was read
+    (its sha256 set), MANIFEST.json excepted; `on_manifest(file)` the spooled MANIFEST.json once compared."""
     report = VerifyReport(expected_sha256=expected_sha256)
     reader = ArchiveReader(stream, progress=progress)
     check = ArchiveCheck()
@@ -292,6 +294,8 @@ def verify_archive(stream: BinaryIO | Iterable[bytes], expected_sha256: str | No
             if on_member is not None:
                 on_member(member)
         check.compare(report)
+        if on_manifest is not None and check.manifest is not None:
+            on_manifest(check.manifest)
     except ArchiveError as exc:
         report.error = str(exc)
         report.members, report.bytes = check.members, check.bytes
