@@ -19,12 +19,12 @@ pytestmark = pytest.mark.skipif(shutil.which("zstd") is None, reason="needs the 
 @pytest.fixture
 def backups(tmp_path):
     config = configure(tmp_path)
-    build_tree(tmp_path / "data")
-    full = run(config)
-    change_tree(tmp_path / "data")
-    differential = run(config)
-    assert (full.archive.kind, differential.archive.kind) == ("full", "differential")
-    return config, full, differential
+    runs = []
+    for step in (build_tree, change_tree):
+        step(tmp_path / "data")
+        runs.append(run(config))
+    assert [record.archive.kind for record in runs] == ["full", "differential"]
+    return config, *runs
 
 
 def located(record, **changes) -> Located:
