@@ -143,7 +143,7 @@ def verify_chunks(found: Located, destination: str, chunks, config: Config | Non
     record.members, record.bytes, record.sha256 = report.members, report.bytes, report.sha256
     problems = report.problems()
     if found.kind == DIFFERENTIAL:
-        record.base = named_base(seen.header) if bare else found.base
+        record.base = found.base or named_base(seen.header)
         problems += [] if bare else base_problems(found, seen.header, destination)
     if sampler is not None:
         comparison = sampler.compare()

@@ -75,7 +75,8 @@ def test_the_scheduled_verification_fails_a_differential_whose_full_is_gone(back
         assert [(r.archive, r.status) for r in records] == [(differential.archive.name, "failed")]
         assert records[0].problems == [f"its full {full.archive.name} is not at local: it cannot be restored "
                                        "from there"]
-        assert history.verifications("main")[-1].base == full.archive.name
+        saved = [v for v in history.verifications("main") if v.verify_id == records[0].verify_id]
+        assert records[0].base == saved[0].base == full.archive.name
     finally:
         history.close()
 
