@@ -75,6 +75,10 @@ class StagedRestore:
             _verified(report)
         except ArchiveError as exc:
             check.close()
+            sha256 = reader.sha256 if stored is None else stored.sha256
+            if expected_sha256 and sha256 != expected_sha256.lower():     # named first: the likely cause
+                raise RestoreError(f"archive does not verify: archive sha256 is {sha256}, the record says "
+                                   f"{expected_sha256} ({exc}); nothing restored") from None
             raise RestoreError(f"{exc}; nothing restored") from None
         except BaseException:
             check.close()
