@@ -5,10 +5,11 @@ day, restic and borg, all on the same tree in the same run; restore of a set; me
   backed up on day 0 and after each of seven daily changes (200 files modified, 50 new, 50 deleted, 5 MiB
   appended to the log) by every variant in turn, each by its own `backupd --config CFG --once bench` into
   its own local destination (restic and borg into a repository of their own): bytes stored each day and on
-  the destination after the week, each run's wall time (a differential against the full job's on that day);
-- restore: the full job's last full alone against the differential job's full + last differential, by
-  `backupctl restore --archive DIFF --base FULL` when backupctl has --base, else `zstd -dc | tar -G -x`
-  both ways; the two restored trees are compared (`diff -r`);
+  the destination after the week, each run's wall and CPU time (a differential against the full job's on
+  that day), and what the last differential holds;
+- restore (bench.differential_restore): the full job's last full alone against the differential jobs' full
+  + last differential, by `backupctl restore --archive DIFF --base FULL` (when backupctl has --base) and by
+  `zstd -dc | tar -G -x`, each against its own full alone; the restored trees are compared (`diff -r`);
 - rss: a tree of 200k small files, a full, a 1% change, then the differential: its peak RSS (wait4 of
   the run and its children, as bench.launch reports).
 Each figure carries the 1-minute load average taken when it was measured: the machine is shared.
@@ -21,17 +22,17 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from . import daemon_cmd, differential_tree as trees, restore_bench
+from . import daemon_cmd, differential_tree as trees
 from .archiving import warm_cache
 from .baselines import PASSWORD, _untimed
 from .differential_report import goals, render
+from .differential_restore import bench_restore
 from .measure import MiB, BenchError, Invocation, run_once, tool_version
 
 HERE = Path(__file__).resolve().parent
@@ -102,14 +103,29 @@ def _kind(entry: dict) -> str:
     return "differential" if "-diff-" in entry["archives"][0] else "full"
 
 
-def _delta_members(archive: Path) -> int:
-    """How many `.backupd-delta/` members a differential holds (0: delta_files had no effect)."""
-    listing = subprocess.run(f'zstd -dc -q "{archive}" | tar -t', shell=True, capture_output=True, text=True)
-    return sum(".backupd-delta/" in line for line in listing.stdout.splitlines())
+# what a differential's members hold, by where they are in the tree (raw bytes, before compression)
+PARTS_OF_ARCHIVE = ((".backupd-delta/", "delta"), ("data/logs/", "log"), ("data/mid/", "mid"),
+                    ("data/small/", "small"), ("MANIFEST.json", "manifest"))
+
+
+def breakdown(archive: Path) -> dict:
+    """Raw member bytes of an archive by part of the tree (`tar -tv`), and how many delta members it has."""
+    listing = subprocess.run(["bash", "-c", 'zstd -dc -q "$1" | tar -tv', "bench", str(archive)],
+                             capture_output=True, text=True)
+    parts = {name: 0 for _, name in PARTS_OF_ARCHIVE} | {"other": 0, "delta_members": 0}
+    for line in listing.stdout.splitlines():
+        fields = line.split(None, 5)
+        if len(fields) < 6 or not fields[2].isdigit():
+            continue
+        part = next((name for prefix, name in PARTS_OF_ARCHIVE if fields[5].startswith(prefix)), "other")
+        parts[part] += int(fields[2])
+        parts["delta_members"] += part == "delta"
+    return parts
 
 
 def bench_week(spec: trees.TreeSpec, work: Path, chosen: dict, log) -> dict:
-    """Day 0 and `spec.days` changed days, every variant after every day; per-variant daily figures."""
+    """Day 0 and `spec.days` changed days, every variant after every day; per-variant daily figures. Without
+    restic, the full-size week is compared with the issue's prototype figure for restic."""
     tree = work / "tree"
     info = trees.build(spec, tree)
     log(f"week: tree of {info['files']} files, {info['bytes'] / MiB:.0f} MiB")
@@ -128,13 +144,13 @@ def bench_week(spec: trees.TreeSpec, work: Path, chosen: dict, log) -> dict:
             invocation = prepare(day)
             entry = _measure(invocation, tree, work / f"{_slug(name)}-day{day}.log")
             entry["kind"] = _kind(entry) if name not in ("restic", "borg") else "snapshot"
-            if name == "differential+delta" and entry["kind"] == "differential":
-                entry["delta_members"] = _delta_members(invocation.output / entry["archives"][0])
+            if entry["kind"] == "differential":
+                entry["members"] = breakdown(invocation.output / entry["archives"][0])
             results[name]["days"].append(entry)
             log(f"  day {day} {name}: {entry['kind']} {entry['wall']:.2f} s, "
                 f"{entry['total_bytes'] / 1e6:.1f} MB stored, load {entry['load']:.2f}")
     return {"tree": info, "changes": days, "variants": results, "folders": {n: _slug(n) for n in runs},
-            "restic_reference": None if "days" in results.get("restic", {}) else PROTOTYPE_RESTIC_BYTES}
+            "restic_reference": PROTOTYPE_RESTIC_BYTES if spec.name == "week" else None}
 
 
 SLUGS = {"full every day": "full", "differential": "diff", "differential+delta": "delta"}
@@ -143,56 +159,6 @@ SLUGS = {"full every day": "full", "differential": "diff", "differential+delta":
 def _slug(name: str) -> str:
     """A variant's folder name (short: the daemon's socket lives in it)."""
     return SLUGS.get(name, name)
-
-
-def _restorers(work: Path) -> tuple[str, dict]:
-    """(method, {"full": archives -> argv, "set": ...}): backupctl with --base if it has it, else zstd|tar -G."""
-    ctl = daemon_cmd.ctl_argv(work / "none.sock")
-    usage = subprocess.run(ctl + ["restore", "--help"], capture_output=True, text=True,
-                           env={**os.environ, **daemon_cmd.ENV})
-    if "--base" in usage.stdout:
-        return "backupctl restore --archive [--base FULL]", {
-            "full": lambda a, out: ctl + ["restore", "--archive", str(a[0]), "--to", str(out)],
-            "set": lambda a, out: ctl + ["restore", "--archive", str(a[1]), "--base", str(a[0]), "--to", str(out)]}
-    script = 'set -o pipefail; out="$1"; shift; mkdir "$out" && for a; do zstd -dc -q "$a" | tar -G -x -C "$out" || exit 1; done'
-    shell = lambda a, out: ["bash", "-c", script, "bench", str(out), *map(str, a)]
-    return "zstd -dc ARCHIVE | tar -G -x -C DIR (the full, then the differential)", {"full": shell, "set": shell}
-
-
-def bench_restore(week: dict, work: Path, repeat: int, log) -> dict:
-    """The full job's last full alone against the differential job's full + last differential."""
-    folders = week["folders"]
-    if "full every day" not in folders or "differential" not in folders:
-        return {"unavailable": "the week's backupd variants did not run"}
-    full_days = week["variants"]["full every day"]["days"]
-    diff_days = week["variants"]["differential"]["days"]
-    out_full, out_diff = work / folders["full every day"] / "out", work / folders["differential"] / "out"
-    last = diff_days[-1]
-    if last["kind"] != "differential":
-        return {"unavailable": "the differential job's last run was not a differential"}
-    base = next(d for d in reversed(diff_days) if d["kind"] == "full")
-    archives = {"full": [out_full / full_days[-1]["archives"][0]],
-                "set": [out_diff / base["archives"][0], out_diff / last["archives"][0]]}
-    method, argv_of = _restorers(work)
-    samples = {"full": [], "set": []}
-    for index in range(repeat):
-        for name in samples:
-            subprocess.run(["cat", *map(str, archives[name])], stdout=subprocess.DEVNULL, check=True)
-            with restore_bench._fresh(work / "restore" / f"{name}-{index}", keep=True) as run:
-                load = os.getloadavg()[0]
-                sample = run_once(Invocation(argv_of[name](archives[name], run / "tree"), cwd=run, output=run,
-                                             env=daemon_cmd.ENV), run.with_name(run.name + ".log"))
-            samples[name].append({"wall": sample.wall, "cpu": sample.cpu, "peak_rss": sample.peak_rss, "load": load})
-            log(f"  restore {name} run {index + 1}/{repeat}: {sample.wall:.2f} s, load {load:.2f}")
-    same = subprocess.run(["diff", "-r", "-q", "--no-dereference", "-x", "MANIFEST.json", str(work / "restore" / "full-0" / "tree"),
-                           str(work / "restore" / "set-0" / "tree")], capture_output=True, text=True)
-    shutil.rmtree(work / "restore", ignore_errors=True)
-    result = {"method": method, "identical": same.returncode == 0, "difference": same.stdout[-600:],
-              "archive_bytes": {k: sum(p.stat().st_size for p in v) for k, v in archives.items()}}
-    for name, series in samples.items():
-        result[name] = {"wall_median": statistics.median(s["wall"] for s in series), "runs": series}
-    result["ratio"] = result["set"]["wall_median"] / result["full"]["wall_median"]
-    return result
 
 
 def bench_rss(spec: trees.TreeSpec, work: Path, log) -> dict:
@@ -209,6 +175,14 @@ def bench_rss(spec: trees.TreeSpec, work: Path, log) -> dict:
     log(f"  rss: full {full['peak_rss'] / MiB:.1f} MiB, differential {differential['peak_rss'] / MiB:.1f} MiB")
     shutil.rmtree(tree, ignore_errors=True)
     return {"tree": info, "full": full, "differential": differential}
+
+
+def _commit() -> str:
+    """The checkout's commit, marked when its working tree holds uncommitted changes."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "backupd"], cwd=HERE,
+                           capture_output=True, text=True)
+    return (head.stdout.strip() or "unknown") + (" + uncommitted changes in backupd/" if dirty.stdout else "")
 
 
 def parse_args(argv):
@@ -242,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="diff-", dir=args.work_dir))
     results = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "quick": args.quick, "load_start": os.getloadavg(),
                "nproc": os.cpu_count(), "restic": tool_version(["restic", "version"]),
-               "borg": tool_version(["borg", "--version"]), "full_every_size": args.full_every_size or "default"}
+               "borg": tool_version(["borg", "--version"]), "full_every_size": args.full_every_size or "default",
+               "commit": _commit()}
     try:
         if "week" in args.only or "restore" in args.only:
             results["week"] = bench_week(trees.SPECS["quick" if args.quick else "week"], work, chosen, log)
