@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import time
 
 from .. import __version__
@@ -16,7 +15,7 @@ from ..jobs.result import Status, Trigger
 from ..jobs.runner import Action
 from ..jobs.spool import Spool
 from ..util.clock import iso
-from ..util.names import FULL, base_run_of, kind_of
+from ..util.names import FULL, base_run_of, kind_of, run_in_name
 from . import protocol as proto
 from .control import CommandError, check_args
 from .fetch import FetchHandlers
@@ -24,7 +23,6 @@ from .runs import Busy
 
 log = logging.getLogger("backupd.control")
 PROGRESS_EVERY = 0.5
-RUN_IN_NAME = re.compile(r"-([0-9a-f]{1,8})(?:-diff-[0-9a-f]{1,12})?\.tar\.zst(?:\.age)?$")   # <stamp>-<run8>
 JOINED_NOT_FULL = "the run going on was not asked for a new full: ask again once it ended"
 CHECK_ARGS = {"job": ((str, type(None)), None), "max_age": ((int, float, type(None)), None)}
 PRUNE_ARGS = {"job": ((str, type(None)), None), "destination": ((str, type(None)), None),
@@ -33,8 +31,7 @@ PRUNE_ARGS = {"job": ((str, type(None)), None), "destination": ((str, type(None)
 
 def run8_of(item: dict) -> str:
     """The first 8 digits of a listed backup's run id: from its sidecar or metadata, else from its name."""
-    found = RUN_IN_NAME.search(item["name"])
-    return (item.get("run_id") or (found.group(1) if found else ""))[:8]
+    return (item.get("run_id") or run_in_name(item["name"]))[:8]
 
 
 def with_sets(stored: list) -> list[dict]:

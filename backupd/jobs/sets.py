@@ -23,7 +23,7 @@ from ..config.keep import format_duration
 from ..destinations import registry
 from ..destinations.base import DestinationError
 from ..util.clock import parse_iso
-from ..util.names import DIFFERENTIAL, FULL, base_run_of, kind_of
+from ..util.names import DIFFERENTIAL, FULL, fulls_of, kind_of
 from ..util.units import human_size
 from .history import History
 from .result import ArchiveInfo, RunRecord, Status, Trigger
@@ -116,7 +116,7 @@ def listed_set(job: JobConfig, state_dir: Path,
             return None, []
         base = max(fulls, key=lambda item: (item.created, item.name))
         differentials = [_listed_record(item, job.name, base.name) for item in listed
-                         if base_run_of(item.name) and base.run_id.startswith(base_run_of(item.name))]
+                         if fulls_of(item.name, [(base.name, base.run_id)])]
         return _listed_record(base, job.name), differentials
     return None, []
 

@@ -12,6 +12,7 @@ DELTA_DIR = ".backupd-delta"        # a differential's zstd --patch-from deltas,
 DELTA_SUFFIX = ".zst"               # DELTA_DIR/<member path><DELTA_SUFFIX>
 DIFF_MARK = "-diff-"                # <job>-<host>-<stamp>-<run8>-diff-<base run8>: a differential's name
 FULL, DIFFERENTIAL = "full", "differential"     # a backup's kind (manifest, record, listing)
+_RUN_IN_NAME = re.compile(r"-([0-9a-f]{1,8})(?:-diff-[0-9a-f]{1,12})?\.tar\.zst(?:\.age)?$")
 _DIFF_NAME = re.compile(r"-diff-([0-9a-f]{1,12})(?:\.tar\.zst(?:\.age)?)?$")
 
 
@@ -28,3 +29,18 @@ def base_run_of(name: str) -> str | None:
 def kind_of(name: str) -> str:
     """'full' or 'differential', from an archive name."""
     return FULL if base_run_of(name) is None else DIFFERENTIAL
+
+
+def run_in_name(name: str) -> str:
+    """The run id prefix an archive's name carries ("" if it carries none)."""
+    match = _RUN_IN_NAME.search(name)
+    return match.group(1) if match else ""
+
+
+def fulls_of(name: str, fulls) -> list[str]:
+    """The names, among `fulls` [(name, run id or "")], of the fulls the differential `name` may belong to (the
+    run id, else the one in the full's name, starts with the differential's base run); [] for a full."""
+    base_run = base_run_of(name)
+    if base_run is None:
+        return []
+    return sorted(full for full, run_id in fulls if (run_id or run_in_name(full)).startswith(base_run))

@@ -12,7 +12,6 @@ differential without its full.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -24,14 +23,13 @@ from ...config import DestinationConfig, JobConfig
 from ...destinations import registry
 from ...destinations.base import DestinationError, StoredBackup
 from ...util.clock import iso, parse_iso, utc_now
-from ...util.names import DIFFERENTIAL, base_run_of, kind_of
+from ...util.names import DIFFERENTIAL, base_run_of, fulls_of, kind_of
 from ..history import History
 from ..result import DestinationStatus, RunRecord, Status
 from ..retention import Backup, Decision, decide, format_plan, protected
 from .archive import archive_pattern, host_name
 
 log = logging.getLogger("backupd.prune")
-_RUN_IN_NAME = re.compile(r"-([0-9a-f]{1,8})(?:-diff-[0-9a-f]{1,12})?\.tar\.zst(?:\.age)?$")
 
 
 @dataclass(frozen=True)
@@ -120,18 +118,9 @@ def candidates(listed: Iterable[StoredBackup], job: str, failed_checks: set[str]
                    base=_full_of(stored.name, fulls), ref=stored) for stored, created in own]
 
 
-def _run_id(stored: StoredBackup) -> str:
-    """The run id the destination recorded, else the run id prefix in the archive's name."""
-    match = _RUN_IN_NAME.search(stored.name)
-    return stored.run_id or (match.group(1) if match else "")
-
-
 def _full_of(name: str, fulls: list[StoredBackup]) -> str:
     """A differential's full among the listed fulls: the one whose run id starts with the name's base run."""
-    base_run = base_run_of(name)
-    if base_run is None:
-        return ""
-    matches = sorted(full.name for full in fulls if _run_id(full).startswith(base_run))
+    matches = fulls_of(name, [(full.name, full.run_id) for full in fulls])
     if len(matches) > 1:
         raise ValueError(f"differential {name} could belong to {len(matches)} fulls ({', '.join(matches)}); "
                          "nothing decided")
