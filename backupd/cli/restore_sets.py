@@ -5,7 +5,8 @@ Through the daemon or with --config, the differential's stored bytes come first 
 what BACKUP is only as it starts sending it): they are spooled into a file beside the staging folder (inside
 DIR, removed at the end; a differential is small) and their sha256 checked against the record, so that a
 corrupted differential is refused before its full is fetched. Then the full is fetched by name, in the same
-way, and extracted; then the spooled differential. With --archive FILE --base FULL_FILE both are files."""
+way (from the destination asked for, else from the first other one that has it), and extracted; then the
+spooled differential. With --archive FILE --base FULL_FILE both are files."""
 from __future__ import annotations
 
 import hashlib
@@ -124,11 +125,19 @@ def _fetch_full(restore: StagedRestore, info: dict, options: dict, stream_of: St
         progress.clear()
         return extracted
 
-    try:
-        return fetch({**options, "backup": base}, consume)
-    except (proto.RemoteError, origins.OriginError) as exc:
-        raise RestoreError(f"cannot restore {info['name']}: its full {base} cannot be fetched: "
-                           f"{getattr(exc, 'message', None) or exc}; nothing restored") from None
+    pinned = options.get("destination")
+    for destination in (pinned, None) if pinned else (None,):   # the destination asked for, then any other
+        try:
+            return fetch({**options, "backup": base, "destination": destination}, consume)
+        except (proto.RemoteError, origins.OriginError) as exc:
+            if destination is None or not _not_found(exc):
+                raise RestoreError(f"cannot restore {info['name']}: its full {base} cannot be fetched: "
+                                   f"{getattr(exc, 'message', None) or exc}; nothing restored") from None
+
+
+def _not_found(exc: Exception) -> bool:
+    """A failure to find the full, before any of it was sent (so another destination may be asked)."""
+    return isinstance(exc, origins.OriginError) or getattr(exc, "code", "") == "not_found"
 
 
 def needs_base(options: dict, stream_of: StreamOf) -> str:

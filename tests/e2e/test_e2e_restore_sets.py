@@ -80,12 +80,18 @@ def test_a_differential_restores_through_the_daemon_with_config_and_from_the_fil
 def test_a_missing_full_and_a_corrupted_differential_restore_nothing(tmp_path, start_daemon, drive, rsa_key):
     daemon, config, _, full, differential = make_set(tmp_path, drive, rsa_key, start_daemon)
     (tmp_path / "disk" / full["name"]).unlink()
+    elsewhere = restore(daemon, tmp_path / "elsewhere", "latest", "--destination", "disk")
+    assert elsewhere.returncode == 0, elsewhere.stderr           # the differential from disk, its full from drive
+    fetched = [(line["archive"], line["destination"]) for line in daemon.log_lines() if line.get("audit") == "fetch"]
+    assert fetched == [(differential["name"], "disk"), (full["name"], "drive")]
+    with drive.state.lock:
+        for stored in drive.state.files.values():
+            stored.trashed = stored.trashed or stored.name == full["name"]
     missing = restore(daemon, tmp_path / "missing", "latest", "--destination", "disk")
     assert missing.returncode == 1 and len(missing.stderr.splitlines()) == 1, missing.stderr
     assert missing.stderr.startswith(f"backupctl: cannot restore {differential['name']}: its full {full['name']} "
                                      "cannot be fetched: ") and missing.stderr.endswith("; nothing restored\n")
     assert not (tmp_path / "missing").exists()
-    assert restore(daemon, tmp_path / "from-drive", "latest").returncode == 0      # the Drive still has it
 
     path = tmp_path / "disk" / differential["name"]
     data = bytearray(path.read_bytes())
