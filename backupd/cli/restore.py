@@ -106,7 +106,8 @@ def restore_consumer(options: dict, progress: TransferProgress):
     def consume(info: dict, chunks):
         if sets.is_differential(info):
             try:
-                return sets.restore_fetched(info, chunks, options, stream_maker(options), fetch, progress)
+                return sets.restore_fetched(info, guarded(chunks, options), options, stream_maker(options), fetch,
+                                            progress)
             except OSError as exc:
                 raise LocalFailure(f"cannot restore into {options['to']}: {exc.strerror or exc}") from None
         progress.begin(info)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from backupd.daemon import protocol as proto
-from backupd.restore import ArchiveError, ArchiveReader, RestoreError, StagedRestore, StoredBytes
+from backupd.restore import ArchiveError, ArchiveReader, RestoreError, StagedRestore
 from backupd.restore.check import ArchiveCheck, manifest_header
 from backupd.restore.session import Extracted
 from backupd.util.names import DIFFERENTIAL, MANIFEST_NAME, base_run_of, kind_of
@@ -53,11 +53,10 @@ def restore_fetched(info: dict, chunks, options: dict, stream_of: StreamOf, fetc
     restore = staged(options)
     spool = None
     try:
-        spool = _spool(restore, info, chunks)
+        spool = _spool(restore, info, chunks, progress)
         full = _fetch_full(restore, info, options, stream_of, fetch, progress)
-        stored = StoredBytes(_blocks(spool))
         progress.begin(info)
-        stream, stored = stream_of(info, stored)
+        stream, stored = stream_of(info, _blocks(spool))
         made = restore.extract_differential(stream, full, info["name"], expected_sha256=info["sha256"] or None,
                                             stored=stored, progress=progress)
         _unspool(restore, spool)
@@ -72,20 +71,25 @@ def restore_fetched(info: dict, chunks, options: dict, stream_of: StreamOf, fetc
         progress.clear()
 
 
-def _spool(restore: StagedRestore, info: dict, chunks) -> tuple[int, str]:
+def _spool(restore: StagedRestore, info: dict, chunks, progress) -> tuple[int, str]:
     """The differential's stored bytes written beside the staging folder, their sha256 checked."""
     name = SPOOL_PREFIX + secrets.token_hex(6)
     fd = os.open(name, _SPOOL_FLAGS, 0o600, dir_fd=restore.staged.fd)
-    digest = hashlib.sha256()
+    digest, done = hashlib.sha256(), 0
+    progress.begin(info)
     try:
         for chunk in chunks:
             digest.update(chunk)
             view = memoryview(chunk)
             while view:
                 view = view[os.write(fd, view):]
+            done += len(chunk)
+            progress(done)
     except BaseException:
         _unspool(restore, (fd, name))
         raise
+    finally:
+        progress.clear()
     expected = (info.get("sha256") or "").lower()
     if expected and digest.hexdigest() != expected:
         _unspool(restore, (fd, name))

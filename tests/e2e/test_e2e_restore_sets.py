@@ -98,8 +98,11 @@ def test_a_missing_full_and_a_corrupted_differential_restore_nothing(tmp_path, s
     data[len(data) // 2] ^= 0x01
     path.write_bytes(bytes(data))
     (tmp_path / "target").mkdir()
+    before = len([line for line in daemon.log_lines() if line.get("audit") == "fetch"])
     corrupted = restore(daemon, tmp_path / "target", "latest", "--destination", "disk")
     assert corrupted.returncode == 1 and corrupted.stderr.startswith("backupctl: archive does not verify: ")
+    fetched = [line["archive"] for line in daemon.log_lines() if line.get("audit") == "fetch"][before:]
+    assert fetched == [differential["name"]]            # refused before its full was asked for
     assert "nothing restored" in corrupted.stderr and os.listdir(tmp_path / "target") == []
     verified = daemon.ctl("verify", "latest", "--destination", "disk")
     assert verified.returncode == 1 and verified.stdout.startswith(f"FAILED: {differential['name']} at disk")
