@@ -89,6 +89,8 @@ def time_table(week: dict) -> str:
         lines.append(f"| {day} | " + " | ".join(f"{measured[n][day]['wall']:.2f} / {measured[n][day]['cpu']:.2f}"
                                                 for n in names)
                      + f" | {_loads(measured[n][day] for n in names)} |")
+    lines.append("\npeak RSS of each run and its children, the week's largest (MiB): " + ", ".join(
+        f"{name} {max(day['peak_rss'] for day in days) / MiB:.0f}" for name, days in measured.items()))
     for name in DIFFERENTIALS:
         for figure in ("wall", "cpu"):
             ratios = time_ratios(week, name, figure)
@@ -99,8 +101,8 @@ def time_table(week: dict) -> str:
 
 
 def restore_table(restore: dict) -> str:
-    lines = ["### restore into a fresh folder (the full alone: the full job's last; a set: the differential job's "
-             "full + last differential)",
+    lines = [f"### restore into a fresh folder on {restore['into']} (the full alone: the full job's last; a set: "
+             "the differential job's full + last differential)",
              "| restored | archives (MB) | wall median (s) | runs (s) | x full alone | CPU (s) | CPU x | "
              "peak RSS (MiB) | same tree | load |", "|---" * 10 + "|"]
     for label, entry in restore["restores"].items():

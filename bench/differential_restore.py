@@ -3,8 +3,9 @@
 The full alone is the full job's last (the week's final tree); the sets are the differential jobs' full +
 last differential (the same tree). Each way is timed against its own full alone, round-robin, the archives
 read once untimed before each run, the trees kept until the end with their pages dropped from the cache
-(bench.restore_bench's conventions). The restored trees of the first round are compared with the full's
-(`diff -r`, MANIFEST.json left out: each archive has its own).
+(bench.restore_bench's conventions), or on a tmpfs when it has room: there each tree is removed once measured
+(removing costs the next restore nothing on tmpfs; on ext4 it would). Each set's tree of the first round is
+compared with its way's full alone's (`diff -r`, MANIFEST.json left out: each archive has its own).
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import os
 import shutil
 import statistics
 import subprocess
+import tempfile
 from pathlib import Path
 
 from . import daemon_cmd, restore_bench
@@ -68,35 +70,53 @@ def bench_restore(week: dict, work: Path, repeat: int, log) -> dict:
             skipped[label] = f"the week's {variant} variant did not end with a restorable backup"
         else:
             plan[label] = (way, archives)
-    samples = {label: [] for label in plan}
-    folder = work / "restore"
-    for index in range(repeat):
-        for number, (label, (way, archives)) in enumerate(plan.items()):
-            subprocess.run(["cat", *map(str, archives)], stdout=subprocess.DEVNULL, check=True)   # warm cache
-            with restore_bench._fresh(folder / f"{number}-{index}", keep=True) as run:
-                load = os.getloadavg()[0]
-                sample = run_once(Invocation(_argv(way, ctl, archives, run / "tree"), cwd=run, output=run,
-                                             env=daemon_cmd.ENV), run.with_name(run.name + ".log"))
-            samples[label].append({"wall": sample.wall, "cpu": sample.cpu, "peak_rss": sample.peak_rss,
-                                   "load": load})
-            log(f"  restore {label} run {index + 1}/{repeat}: {sample.wall:.2f} s, load {load:.2f}")
-    results = {label: _summary(samples[label], archives, _same(folder, plan, label))
+    folder, on_tmpfs = _restore_root(work, week["tree"]["bytes"])
+    samples, differences = {label: [] for label in plan}, {}
+    try:
+        for index in range(repeat):
+            for number, (label, (way, archives)) in enumerate(plan.items()):
+                subprocess.run(["cat", *map(str, archives)], stdout=subprocess.DEVNULL, check=True)   # warm cache
+                with restore_bench._fresh(folder / f"{number}-{index}", keep=not on_tmpfs or index == 0) as run:
+                    load = os.getloadavg()[0]
+                    sample = run_once(Invocation(_argv(way, ctl, archives, run / "tree"), cwd=run, output=run,
+                                                 env=daemon_cmd.ENV), run.with_name(run.name + ".log"))
+                samples[label].append({"wall": sample.wall, "cpu": sample.cpu, "peak_rss": sample.peak_rss,
+                                       "load": load})
+                log(f"  restore {label} run {index + 1}/{repeat}: {sample.wall:.2f} s, load {load:.2f}")
+                if index == 0 and len(archives) > 1:
+                    differences[label] = _same(folder, plan, label, drop=on_tmpfs)
+            if index == 0 and on_tmpfs:         # the fulls alone, kept for the comparisons
+                for path in folder.glob("*-0"):
+                    shutil.rmtree(path, ignore_errors=True)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    results = {label: _summary(samples[label], archives, differences.get(label, ""))
                for label, (_, archives) in plan.items()}
-    shutil.rmtree(folder, ignore_errors=True)
     _ratios(results)
-    return {"restores": results, "skipped": skipped}
+    return {"restores": results, "skipped": skipped, "into": "tmpfs" if on_tmpfs else "the work folder's file system"}
 
 
-def _same(folder: Path, plan: dict, label: str) -> str:
-    """'' when the label's first restored tree equals its way's full alone's, else what differs."""
+def _restore_root(work: Path, tree_bytes: int) -> tuple[Path, bool]:
+    """Where the trees are restored: a tmpfs with room for three trees (each tree is removed once measured:
+    on tmpfs that costs the next restore nothing), else the work folder (trees kept until the end)."""
+    shm = Path("/dev/shm")
+    if shm.is_dir() and shutil.disk_usage(shm).free > 8 * tree_bytes:
+        return Path(tempfile.mkdtemp(prefix="diff-restore-", dir=shm)), True
+    return work / "restore", False
+
+
+def _same(folder: Path, plan: dict, label: str, drop: bool) -> str:
+    """'' when the label's first restored tree equals its way's full alone's, else what differs; the label's
+    tree is removed afterwards when `drop`."""
     way = plan[label][0]
-    full = next((n for n, (other, (w, a)) in enumerate(plan.items()) if w == way and len(a) == 1), None)
+    full = next((n for n, (_, (w, a)) in enumerate(plan.items()) if w == way and len(a) == 1), None)
+    mine = folder / f"{list(plan).index(label)}-0"
     if full is None:
         return "no full alone restored this way to compare with"
-    mine = list(plan).index(label)
     done = subprocess.run(["diff", "-r", "-q", "--no-dereference", "-x", "MANIFEST.json",
-                           str(folder / f"{full}-0" / "tree"), str(folder / f"{mine}-0" / "tree")],
-                          capture_output=True, text=True)
+                           str(folder / f"{full}-0" / "tree"), str(mine / "tree")], capture_output=True, text=True)
+    if drop:
+        shutil.rmtree(mine, ignore_errors=True)
     return "" if done.returncode == 0 else (done.stdout + done.stderr)[-600:] or f"diff exited {done.returncode}"
 
 
