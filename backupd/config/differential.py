@@ -57,5 +57,5 @@ class FullEvery:
     """The `full_every` table: the next run makes a new full once either limit is reached."""
 
     size: FullSize = key(full_size, FullSize(fraction=0.4),
-                         doc="the set's differentials together reach this ('40%' of the full, or '2GiB')")
+                         doc="the set's newest differential reached this ('40%' of the full, or '2GiB')")
     age: float = key(f.duration, 7 * 86400.0, doc="the set's full is this old ('7d')")

@@ -2,7 +2,9 @@
 
 A set is one full and differentials against it (never a chain). A differential job's run is a full when
 asked (`trigger --full`), when the job has no successful full yet, when that full is `full_every.age` old,
-when the set's differentials together reach `full_every.size`, when a verification found the full damaged,
+when the set's newest differential reached `full_every.size` (each differential holds every change since the
+full, so the newest one is what the next will cost at least: their sum would grow with the square of the
+days and start a new set long before one pays), when a verification found the full damaged,
 when the full's manifest copy is gone, or when the full is missing at one of the job's destinations (a
 differential there could not be restored: a full costs more bytes once and keeps every destination
 restorable). A failed full never becomes a base.
@@ -132,10 +134,10 @@ def _full_needed(job: JobConfig, history: History, base: RunRecord, differential
     age = (now - base.started).total_seconds()
     if age >= job.full_every.age:
         return f"its full is {format_duration(int(age))} old (full_every.age = {format_duration(job.full_every.age)})"
-    grown = sum(record.archive.size for record in differentials)
+    newest = differentials[0].archive.size if differentials else 0
     limit = job.full_every.size.limit(base.archive.size)
-    if grown >= limit:
-        return (f"the set's differentials hold {human_size(grown)}, at least {job.full_every.size.describe()} "
+    if newest >= limit:
+        return (f"its newest differential holds {human_size(newest)}, at least {job.full_every.size.describe()} "
                 f"({human_size(limit)}; full_every.size)")
     damaged = [name for name in job.destinations if base.archive.name in history.failed_checks(name)]
     if damaged:
