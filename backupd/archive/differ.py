@@ -3,11 +3,16 @@
 A file is unchanged when its size, mode, owner and mtime are the full's and, with detect = "metadata", its
 ctime too. Where only the ctime differs (a tree copied with its times, a chmod back and forth) or with
 detect = "content", its bytes are hashed and compared with the full's sha256. Device and inode numbers
-are never compared: a tree on a new file system or with new inodes is not stored again."""
+are never compared: a tree on a new file system or with new inodes is not stored again.
+
+A file whose mtime is not older than the full's start (less a second) is hashed too: it may have been
+written again within the same clock tick after the full read it, keeping its size and times ("racy" files,
+as git calls them)."""
 from __future__ import annotations
 
 import os
 import stat as st_
+from datetime import datetime
 from hashlib import sha256
 
 from .base_index import BaseFile, BaseIndex
@@ -32,6 +37,7 @@ class Differ:
         self.deltas = deltas        # growing files stored as patches against the full's copy
         self.hash_all = detect == "content"
         self.hashed = 0             # files whose bytes were read to decide
+        self.racy_from_ns = _racy_from(base.header.get("started"))
 
     def unchanged(self, member: str, st: os.stat_result, entry: str, dir_fd: int | None) -> BaseFile | None:
         """The full's record of `member` if the file is the same as there, else None."""
@@ -39,7 +45,7 @@ class Differ:
         if (known is None or known.size != st.st_size or known.mtime_ns != st.st_mtime_ns
                 or known.mode != st.st_mode & 0o7777 or known.uid != st.st_uid or known.gid != st.st_gid):
             return None
-        if known.ctime_ns == st.st_ctime_ns and not self.hash_all:
+        if known.ctime_ns == st.st_ctime_ns and not self.hash_all and known.mtime_ns < self.racy_from_ns:
             return known
         return known if self._digest(entry, dir_fd) == known.sha256 else None
 
@@ -83,6 +89,14 @@ class Differ:
             return None
         known = self.base.get(member)
         return self.deltas.make(member, entry, dir_fd, st, known) if known is not None else None
+
+
+def _racy_from(started) -> int:
+    """A second before the full started, in ns; 0 (every file hashed when its ctime matches) if unknown."""
+    try:
+        return int(datetime.fromisoformat(started).timestamp() - 1) * 1_000_000_000
+    except (TypeError, ValueError):
+        return 0
 
 
 def dumpdir(codes: list[tuple[bytes, bytes]]) -> bytes:
