@@ -165,16 +165,23 @@ def manifest_members(file: BinaryIO) -> Iterator[dict]:
 
 
 def manifest_header(file: BinaryIO) -> dict:
-    """A spooled MANIFEST.json's fields other than its members (kind, base, job, run_id...)."""
-    head, tail = [], []
-    for section, line in _sections(file):
-        if section != "members":
-            (head if section == "head" else tail).append(line)
-    if tail:
-        document = _document(b"\n".join(head + tail))
-    else:
-        file.seek(0)
-        document = _document(file.read())
+    """A spooled MANIFEST.json's fields before its members (kind, base, job, run_id...): in the writer's
+    layout, only the lines before the members are read; in any other, the whole document."""
+    file.seek(0)
+    head = []
+    for line in file:
+        head.append(line.rstrip(b"\n"))
+        if head[-1] == _MEMBERS_OPEN:
+            try:
+                document = json.loads(b"\n".join(head) + b"]}")
+            except ValueError:
+                break
+            if isinstance(document, dict) and document.get("format") == FORMAT:
+                document.pop("members", None)
+                return document
+            break
+    file.seek(0)
+    document = _document(file.read())
     document.pop("members", None)
     return document
 
