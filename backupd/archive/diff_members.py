@@ -1,4 +1,4 @@
-"""The members only a differential has: directories with their GNU dumpdir, and delta files' patches."""
+"""The members only a differential has: directories with their GNU dumpdir, and delta files' appended bytes."""
 from __future__ import annotations
 
 import os
@@ -17,21 +17,29 @@ class DifferentialMembers:
         stats = dict(listing)
         for entry, known in kept.items():
             self._manifest.file(f"{name}/{entry}", known.size, known.sha256, stat_fields(stats[entry]), "full")
-        for entry, delta in deltas.items():
-            self._write_delta(f"{name}/{entry}", delta, stats[entry])
+        for entry, appended in deltas.items():
+            self._write_delta(f"{name}/{entry}", entry, dir_fd, appended, stats[entry])
         return {**kept, **deltas}
 
-    def _write_delta(self, name: str, delta, st: os.stat_result) -> None:
-        """A delta file's patch as its own member; the manifest's entry is the file's, naming the patch."""
-        self._stream.write(self._headers.header(delta.member, th.REGULAR, 0o600, self._uid, self._gid,
-                                                delta.size, time.time()))
+    def _write_delta(self, name: str, entry: str, dir_fd: int | None, appended, st: os.stat_result) -> None:
+        """A delta file's appended bytes as their own member; the manifest's entry is the file's, naming it."""
+        self._stream.write(self._headers.header(appended.member, th.REGULAR, 0o600, self._uid, self._gid,
+                                                appended.size, time.time()))
+        fd = os.open(entry, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
         try:
-            with open(delta.path, "rb") as patch:
-                digest = self._copy(delta.member, str(delta.path), patch.readinto, delta.size)
+            whole, position = appended.digest, [appended.offset]
+
+            def readinto(view) -> int:
+                count = os.preadv(fd, [view], position[0])
+                whole.update(view[:count])
+                position[0] += count
+                return count
+            tail = self._copy(appended.member, name, readinto, appended.size)
         finally:
-            delta.path.unlink(missing_ok=True)
-        self._manifest.file(name, delta.file_size, delta.file_sha256, stat_fields(st),
-                            delta={"member": delta.member, "size": delta.size, "sha256": digest})
+            os.close(fd)
+        self._manifest.file(name, appended.offset + appended.size, whole.hexdigest(), stat_fields(st),
+                            delta={"member": appended.member, "offset": appended.offset, "size": appended.size,
+                                   "sha256": tail})
         self.members += 1
 
     def write_dumpdir(self, name: str, mode: int, uid: int, gid: int, mtime: float, data: bytes) -> None:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 from pathlib import Path
 
@@ -73,10 +72,8 @@ DIFFERENTIAL_ONLY = ("full_every", "detect", "delta_files")
 
 
 def differential_keys(table: dict, values: dict, where: str, add) -> None:
-    """Keys that only mean something for a differential job; delta files need the zstd command."""
+    """Keys that only mean something for a differential job."""
     if values.get("differential"):
-        if values.get("delta_files") and shutil.which("zstd") is None:
-            add(f"{where}.delta_files", "needs the zstd command (zstd --patch-from), which is not on PATH")
         return
     for name in DIFFERENTIAL_ONLY:
         if name in table and "differential" in values:

@@ -140,8 +140,7 @@ class Run:
         differ = None
         if plan.kind == DIFFERENTIAL:
             try:
-                deltas = (DeltaMaker(self.job.delta_files, self.spool.workdir(self.run_id))
-                          if self.job.delta_files else None)
+                deltas = DeltaMaker(self.job.delta_files) if self.job.delta_files else None
                 differ = Differ(BaseIndex.load(plan.manifest), self.job.detect, deltas)
             except BaseError as exc:
                 plan = sets.full(f"{exc}")

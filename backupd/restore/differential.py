@@ -1,8 +1,8 @@
 """A differential archive: what its MANIFEST.json says it holds, and the deltas it carries.
 
 A differential's manifest describes the complete tree at its run. An entry with "in": "full" keeps the
-full's bytes; one with "delta" is the patch of the full's copy with the delta member named there (under
-.backupd-delta/, a `zstd --patch-from` frame); any other entry's bytes are in the differential itself. So
+full's bytes; one with "delta" is the full's copy followed by the delta member named there (under
+.backupd-delta/: what the file grew by); any other entry's bytes are in the differential itself. So
 the members it holds are the entries without "in"/"delta", plus one member per delta."""
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ DELTA_PREFIX = DELTA_DIR + "/"
 
 @dataclass(frozen=True)
 class Delta:
-    """A file the differential makes by patching the full's copy."""
+    """A file the differential makes by appending its delta member to the full's copy."""
 
     name: str               # the file, as the manifest names it
     member: str             # the delta member

@@ -1,5 +1,5 @@
 """Backup sets made by hand for the restore tests: a full archive of one tree and a differential of a later
-tree against it, in backupd's format (pax GNU.dumpdir folders, held files, zstd --patch-from deltas, a
+tree against it, in backupd's format (pax GNU.dumpdir folders, held files, appended deltas, a
 MANIFEST.json of the complete state), written with our tarheader module, never with the real writer."""
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import hashlib
 import json
 import os
 import stat
-import subprocess
 from pathlib import Path
 
 import zstandard
@@ -129,9 +128,10 @@ class SetWriter:
                 blocks.append(self._member(name, item, st, data))
             elif self._held(name, entry) == "delta":
                 delta = self._delta(name, item)
-                entry["delta"] = {"member": f"{DELTA_DIR}/{name}.zst", "size": len(delta), "sha256": _sha(delta)}
+                entry["delta"] = {"member": f"{DELTA_DIR}/{name}.appended", "offset": entry["size"] - len(delta),
+                                  "size": len(delta), "sha256": _sha(delta)}
                 deltas.append(self.headers.header(entry["delta"]["member"], b"0", stat.S_IMODE(st.st_mode), 0, 0,
-                                                  len(delta), int(st.st_mtime), data=delta))   # zstd -d keeps them
+                                                  len(delta), int(st.st_mtime), data=delta))
             else:
                 entry["in"] = "full"
         blocks += deltas
@@ -163,7 +163,8 @@ class SetWriter:
         return out + b"\x00"
 
     def _delta(self, name: str, path: Path) -> bytes:
-        out = self.work / "delta.zst"
-        subprocess.run(["zstd", "-q", "-f", "--long=31", f"--patch-from={self.full_files[name][1]}", str(path),
-                        "-o", str(out)], check=True)
-        return out.read_bytes()
+        """What the file grew by since the full's copy (which it must start with)."""
+        full_copy = Path(self.full_files[name][1]).read_bytes()
+        grown = path.read_bytes()
+        assert grown.startswith(full_copy), f"{name} did not only grow"
+        return grown[len(full_copy):]
