@@ -45,6 +45,7 @@ class Ledger:
         self._db.execute("PRAGMA cache_size=-8192")          # KiB: 8 MiB of pages in memory at most
         self._db.execute("PRAGMA journal_mode=OFF")
         self._db.execute(_SCHEMA.format("have"))
+        self._db.execute(_SCHEMA.format("want"))
         self._db.execute("BEGIN")
         self._pending: list[tuple] = []
 
@@ -83,12 +84,9 @@ class Ledger:
         summary.directories = counts.get("dir", (0, 0))[0]
         summary.symlinks = counts.get("symlink", (0, 0))[0]
 
-    def compare(self, entries: Iterable[Record], ignored: set[bytes] = frozenset()) -> list[str]:
-        """Problems between the staged paths and `entries` (the complete state), one line each; `ignored`:
-        paths left out of both sides (refused members, paths outside the selection)."""
-        self._flush()
+    def expect(self, entries: Iterable[Record]) -> None:
+        """The complete state the staged tree must end as (a differential's manifest entries)."""
         db = self._db
-        db.execute(_SCHEMA.format("want"))
         rows: list[tuple] = []
         for record in entries:
             rows.append(_row(record))
@@ -96,6 +94,12 @@ class Ledger:
                 db.executemany("INSERT OR REPLACE INTO want VALUES (?, ?, ?, ?, ?)", rows)
                 rows.clear()
         db.executemany("INSERT OR REPLACE INTO want VALUES (?, ?, ?, ?, ?)", rows)
+
+    def compare(self, ignored: set[bytes] = frozenset()) -> list[str]:
+        """Problems between the staged paths and the expected ones, one line each; `ignored`: paths left out
+        of both sides (refused members)."""
+        self._flush()
+        db = self._db
         if ignored:
             db.executemany("DELETE FROM want WHERE path = ?", [(path,) for path in ignored])
             db.executemany("DELETE FROM have WHERE path = ?", [(path,) for path in ignored])

@@ -9,14 +9,14 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from typing import BinaryIO, Callable, Iterable
+from typing import BinaryIO, Callable, Iterable, Iterator
 
 from ..util.names import DELTA_DIR, DIFFERENTIAL, FULL
-from .check import ArchiveCheck, VerifyReport, manifest_entries, manifest_header, manifest_members
+from .check import ArchiveCheck, VerifyReport, manifest_header, manifest_members, record_of
 from .differential import Delta, base_of, compare_held, is_delta_member
 from .extract import Extractor, RestoreSummary
 from .feed import StoredBytes
-from .ledger import Ledger, key
+from .ledger import BATCH, Ledger, key
 from .reader import ArchiveError, ArchiveReader
 from .rules import Refused, Selection, parts_of
 from .staging import DirChain, RestoreError, Target
@@ -69,7 +69,10 @@ class StagedRestore:
             header = manifest_header(check.manifest) if check.manifest is not None else {}
             if header.get("kind") == DIFFERENTIAL:
                 report.members, report.bytes = check.members, check.bytes
-                compare_held(check.logged(), manifest_members(check.manifest), report, deltas)
+                members = manifest_members(check.manifest)
+                if self.ledger is not None:         # the same pass gives the complete state to compare with
+                    members = _teed(members, self.ledger, self._selected)
+                compare_held(check.logged(), members, report, deltas)
             else:
                 check.compare(report)
             _verified(report)
@@ -118,7 +121,7 @@ class StagedRestore:
             pass
         self.chain.forget([DELTA_DIR])
         if self.ledger is not None:
-            problems += self.ledger.compare(self._selected(manifest_entries(check.manifest)), self.refused)
+            problems += self.ledger.compare(self.refused)
         if problems:
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             raise RestoreError(f"the restored tree is not the one {name} describes: {problems[0]}{more}; "
@@ -184,6 +187,22 @@ class StagedRestore:
         if self.ledger is not None:
             self.ledger.close()
             self.ledger = None
+
+
+def _teed(members: Iterator[dict], ledger: Ledger, selected: Callable) -> Iterator[dict]:
+    """The manifest's member entries passed through; their records (the selected ones) expected by `ledger`."""
+    records: list = []
+
+    def tee() -> Iterator[dict]:
+        for entry in members:
+            records.append(record_of(entry))
+            if len(records) >= BATCH:
+                ledger.expect(selected(records))
+                records.clear()
+            yield entry
+        ledger.expect(selected(records))
+
+    return tee()
 
 
 def restore_set(full: BinaryIO | Iterable[bytes], differential: BinaryIO | Iterable[bytes],
