@@ -1,7 +1,6 @@
-"""A differential's delta files applied in the staging folder: the full's copy followed by the delta member (what
-the file grew by since the full), hashed as it is written to a new file that then replaces the full's copy
-(the standard-tool step is `cat DELTA >> FILE`). Every file is opened by descriptor relative to its folder,
-never through a symlink."""
+"""A differential's delta files applied in the staging folder: the delta member (what the file grew by since the
+full) appended to the full's copy, the whole hashed as it is read and written (the standard-tool step is
+`cat DELTA >> FILE`). Every file is opened by descriptor relative to its folder, never through a symlink."""
 from __future__ import annotations
 
 import hashlib
@@ -12,10 +11,10 @@ from dataclasses import dataclass
 
 from .ledger import key
 from .rules import Refused, parts_of, special_bits_message
-from .staging import RestoreError, apply_attributes, open_dir
+from .staging import apply_attributes, open_dir
 
 READ = 1 << 20
-_OPEN = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+_OPEN = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 TEMP_PREFIX = ".backupd-patched-"
 
@@ -26,10 +25,11 @@ class Patched:
     sha256: str
 
 
-def open_regular(dir_fd: int, name: str, shown: str) -> int:
-    """A read descriptor on a regular file of an open folder; Refused if it is anything else."""
+def open_regular(dir_fd: int, name: str, shown: str, access: int = os.O_RDONLY) -> int:
+    """A descriptor (read-only, or `access`) on a regular file of an open folder; Refused if it is anything
+    else."""
     try:
-        fd = os.open(name, _OPEN, dir_fd=dir_fd)
+        fd = os.open(name, _OPEN | access, dir_fd=dir_fd)
     except FileNotFoundError:
         raise Refused(f"{shown} is not there") from None
     except OSError as exc:
@@ -106,15 +106,45 @@ def _open_folder(root_fd: int, parts: list[str], shown: str) -> int:
 
 
 def patch(base_dir: int, base_name: str, delta_fd: int, shown: str, finish=lambda fd: None) -> Patched:
-    """Replace file `base_name` of folder `base_dir` by itself followed by the bytes read from `delta_fd`
-    (`finish(fd)` sets the new file's attributes before it takes the old one's place); the folder's mtime
-    is kept."""
-    base_fd = open_regular(base_dir, base_name, f"{shown}, the base of its delta,")
+    """Make file `base_name` of folder `base_dir` itself followed by the bytes read from `delta_fd`, hashed
+    as they are read and written; `finish(fd)` then sets its attributes. The delta is appended in place (the
+    full's copy is not written again); a file with other hard links is copied first, so they keep the
+    full's bytes. The folder's mtime is kept."""
+    fd = open_regular(base_dir, base_name, f"{shown}, the base of its delta,", os.O_RDWR)
+    try:
+        if os.fstat(fd).st_nlink != 1:
+            return _copied(base_dir, base_name, fd, delta_fd, finish)
+        digest, size = hashlib.sha256(), 0
+        while block := os.read(fd, READ):           # to its end: the delta goes after it
+            digest.update(block)
+            size += len(block)
+        size += _append(delta_fd, fd, digest)
+        finish(fd)
+    finally:
+        os.close(fd)
+    return Patched(size, digest.hexdigest())
+
+
+def _append(source: int, out_fd: int, digest) -> int:
+    """Copy what is left of `source` to `out_fd`, hashed; the bytes copied."""
+    size = 0
+    while block := os.read(source, READ):
+        digest.update(block)
+        size += len(block)
+        view = memoryview(block)
+        while view:
+            view = view[os.write(out_fd, view):]
+    return size
+
+
+def _copied(base_dir: int, base_name: str, base_fd: int, delta_fd: int, finish) -> Patched:
+    """The full's copy and the delta written to a new file that then takes the copy's name."""
     folder = os.fstat(base_dir)
     temp = TEMP_PREFIX + secrets.token_hex(6)
     out_fd = os.open(temp, _CREATE, 0o600, dir_fd=base_dir)
+    digest = hashlib.sha256()
     try:
-        result = _run(base_fd, delta_fd, out_fd, shown)
+        size = _append(base_fd, out_fd, digest) + _append(delta_fd, out_fd, digest)
         finish(out_fd)
         os.rename(temp, base_name, src_dir_fd=base_dir, dst_dir_fd=base_dir)
     except BaseException:
@@ -122,18 +152,5 @@ def patch(base_dir: int, base_name: str, delta_fd: int, shown: str, finish=lambd
         raise
     finally:
         os.close(out_fd)
-        os.close(base_fd)
     os.utime(base_dir, ns=(folder.st_atime_ns, folder.st_mtime_ns))
-    return result
-
-
-def _run(base_fd: int, delta_fd: int, out_fd: int, shown: str) -> Patched:
-    digest, size = hashlib.sha256(), 0
-    for source in (base_fd, delta_fd):
-        while block := os.read(source, READ):
-            digest.update(block)
-            size += len(block)
-            view = memoryview(block)
-            while view:
-                view = view[os.write(out_fd, view):]
     return Patched(size, digest.hexdigest())

@@ -2,6 +2,7 @@
 exactly the differential's manifest; the real `tar -G` and `cat` give the same tree."""
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from backupd.restore import RestoreError, extract_archive, restore_set, verify_archive
+from backupd.restore.delta import patch
 from tests.archive.helpers import tree_state
 from tests.restore.sets import SetWriter, settle as settle_at, write
 
@@ -115,12 +117,34 @@ def test_a_corrupted_differential_is_refused(sets, tmp_path):
     change(src)
     diff = writer.write_differential(src, tmp_path / "diff.tar.zst")
     data = bytearray(diff.read_bytes())
+    recorded = hashlib.sha256(data).hexdigest()
     data[len(data) // 2] ^= 0x40
     diff.write_bytes(bytes(data))
-    assert not verify_archive(open(diff, "rb")).ok
-    with pytest.raises(RestoreError, match="nothing restored"):
-        restore_set(open(full, "rb"), open(diff, "rb"), tmp_path / "out")
+    assert not verify_archive(open(diff, "rb"), recorded).ok
+    with pytest.raises(RestoreError, match="archive does not verify: .*nothing restored"):
+        restore_set(open(full, "rb"), open(diff, "rb"), tmp_path / "out", differential_sha256=recorded)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("linked", [False, True])
+def test_a_delta_is_appended_in_place_unless_the_file_has_other_links(tmp_path, linked):
+    (tmp_path / "log").write_bytes(b"start\n")
+    (tmp_path / "delta").write_bytes(b"grown\n")
+    if linked:
+        os.link(tmp_path / "log", tmp_path / "other-link")
+    inode = (tmp_path / "log").stat().st_ino
+    folder = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    delta = os.open(tmp_path / "delta", os.O_RDONLY)
+    try:
+        made = patch(folder, "log", delta, "log")
+    finally:
+        os.close(delta)
+        os.close(folder)
+    assert (tmp_path / "log").read_bytes() == b"start\ngrown\n"
+    assert (made.size, made.sha256) == (12, hashlib.sha256(b"start\ngrown\n").hexdigest())
+    assert ((tmp_path / "log").stat().st_ino == inode) is not linked
+    if linked:
+        assert (tmp_path / "other-link").read_bytes() == b"start\n"
 
 
 def test_a_full_that_is_not_the_one_the_manifest_describes_is_refused(sets, tmp_path):
