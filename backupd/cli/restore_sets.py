@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import secrets
 from pathlib import Path
 from typing import Callable
@@ -20,14 +19,13 @@ from backupd.daemon import protocol as proto
 from backupd.restore import ArchiveError, ArchiveReader, RestoreError, StagedRestore
 from backupd.restore.check import ArchiveCheck, manifest_header
 from backupd.restore.session import Extracted
-from backupd.util.names import DIFFERENTIAL, MANIFEST_NAME, base_run_of, kind_of
+from backupd.util.names import DIFFERENTIAL, MANIFEST_NAME, base_run_of, kind_of, run_in_name
 
 from . import restore_origins as origins
 
 SPOOL_PREFIX = ".backupd-restore-differential-"
 BLOCK = 1 << 20
 _SPOOL_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-_FULL_RUN = re.compile(r"-([0-9a-f]{8,32})\.tar\.zst(?:\.age)?$")
 
 # stream_of(info, chunks) -> (the tar.zst stream, the StoredBytes it is read from): decryption and the
 # guard on the source's errors, as restore.py does them for a single archive
@@ -207,11 +205,9 @@ def _extract(restore: StagedRestore, info: dict, chunks, stream_of: StreamOf, pr
 
 def _same_set(differential: Path, full: Path) -> None:
     """When both files have backupd's names: the full's run id must be the one the differential names."""
-    base_run, match = base_run_of(differential.name), _FULL_RUN.search(full.name)
-    if base_run is None or match is None or kind_of(full.name) == DIFFERENTIAL:
-        if kind_of(full.name) == DIFFERENTIAL:
-            raise RestoreError(f"--base {full.name} is a differential; give its full; nothing restored")
-        return
-    if not match.group(1).startswith(base_run) and not base_run.startswith(match.group(1)):
+    if kind_of(full.name) == DIFFERENTIAL:
+        raise RestoreError(f"--base {full.name} is a differential; give its full; nothing restored")
+    base_run, full_run = base_run_of(differential.name), run_in_name(full.name)
+    if base_run and full_run and not (full_run.startswith(base_run) or base_run.startswith(full_run)):
         raise RestoreError(f"{full.name} is not the full of {differential.name} (that is the full of run "
                            f"{base_run}...); nothing restored")
