@@ -30,6 +30,7 @@ class BaseFile:
     mtime_ns: int
     ctime_ns: int
     sha256: str
+    blocks: str = ""            # hex BLAKE2b of each 1 MiB block, listed for delta files
 
 
 def name_key(name: str) -> int:
@@ -49,6 +50,7 @@ class BaseIndex:
     def __init__(self, entries: Iterable[dict], header: dict | None = None) -> None:
         self.header = header if header is not None else {}     # filled as `entries` is read
         offsets: dict[int, int] = {}        # name hash -> its record's offset in `records`
+        blocks: dict[int, str] = {}         # name hash -> its blocks' hashes (delta files only)
         records = bytearray()
         for entry in entries:
             if entry.get("type", "file") == "file" and isinstance(entry.get("stat"), list):
@@ -57,13 +59,17 @@ class BaseIndex:
                 except (KeyError, TypeError, ValueError, OverflowError):
                     raise BaseError(f"the full's manifest has a malformed entry for {entry.get('name')!r}") \
                         from None
-                offsets[name_key(entry["name"])] = len(records)
+                key = name_key(entry["name"])
+                offsets[key] = len(records)
                 records += record
-        self._offsets, self._records = offsets, records
+                if isinstance(entry.get("blocks"), str):
+                    blocks[key] = entry["blocks"]
+        self._offsets, self._records, self._blocks = offsets, records, blocks
         self.files = len(offsets)
 
     def get(self, name: str) -> BaseFile | None:
-        at = self._offsets.get(name_key(name))
+        key = name_key(name)
+        at = self._offsets.get(key)
         if at is None:
             return None
         raw = self._records[at:at + _RECORD_SIZE]
@@ -71,7 +77,7 @@ class BaseIndex:
         return BaseFile(size=little(raw[0:8], "little"), mtime_ns=little(raw[8:16], "little", signed=True),
                         ctime_ns=little(raw[16:24], "little", signed=True), mode=little(raw[24:28], "little"),
                         uid=little(raw[28:32], "little"), gid=little(raw[32:36], "little"),
-                        sha256=raw[36:68].hex())
+                        sha256=raw[36:68].hex(), blocks=self._blocks.get(key, ""))
 
     @classmethod
     def load(cls, path: Path) -> "BaseIndex":

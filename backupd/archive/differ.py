@@ -16,7 +16,7 @@ from datetime import datetime
 from hashlib import sha256
 
 from .base_index import BaseFile, BaseIndex
-from .delta import Appended, DeltaMaker
+from .delta import Changes, DeltaMaker
 
 HASH_BLOCK = 1 << 20
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -34,7 +34,7 @@ class Differ:
 
     def __init__(self, base: BaseIndex, detect: str = "metadata", deltas: DeltaMaker | None = None) -> None:
         self.base = base
-        self.deltas = deltas        # growing files stored as what was appended to the full's copy
+        self.deltas = deltas        # delta files: stored as the ranges that differ from the full's copy
         self.hash_all = detect == "content"
         self.hashed = 0             # files whose bytes were read to decide
         self.racy_from_ns = _racy_from(base.header.get("started"))
@@ -66,11 +66,11 @@ class Differ:
             os.close(fd)
 
     def listing(self, prefix: str, entries: list[tuple[str, os.stat_result]],
-                dir_fd: int | None) -> tuple[bytes, dict[str, BaseFile], dict[str, Appended]]:
+                dir_fd: int | None) -> tuple[bytes, dict[str, BaseFile], dict[str, Changes]]:
         """(the directory's dumpdir, {entry name: the full's record} of its unchanged files, {entry name:
-        Appended} of its files stored as what was appended); both are N in the dumpdir (the full's copy stays)."""
+        Changes} of its delta files); both are N in the dumpdir (the full's copy stays)."""
         kept: dict[str, BaseFile] = {}
-        deltas: dict[str, Appended] = {}
+        deltas: dict[str, Changes] = {}
         codes = []
         for name, st in entries:
             if st_.S_ISDIR(st.st_mode):
@@ -84,7 +84,7 @@ class Differ:
             codes.append((os.fsencode(name), code))
         return dumpdir(codes), kept, deltas
 
-    def _delta(self, member: str, st: os.stat_result, entry: str, dir_fd: int | None) -> Appended | None:
+    def _delta(self, member: str, st: os.stat_result, entry: str, dir_fd: int | None) -> Changes | None:
         if self.deltas is None or not self.deltas.wants(member):
             return None
         known = self.base.get(member)

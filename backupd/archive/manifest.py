@@ -47,11 +47,14 @@ class ManifestWriter:
         self.stream.write("{" + head + ',\n"members": [')
 
     @_writes
-    def file(self, name: str, size: int, sha256: str, stat: str = "", held: str = "", delta: dict | None = None) -> None:
+    def file(self, name: str, size: int, sha256: str, stat: str = "", held: str = "", delta: dict | None = None,
+             blocks: str = "") -> None:
         """`stat`: the file's [mode, uid, gid, mtime_ns, ctime_ns] as JSON; `held`: "full" when a
-        differential keeps the full's bytes; `delta`: {"member", "size", "sha256"} of its patch."""
+        differential keeps the full's bytes; `delta`: {"extents": [...]} written over the full's copy;
+        `blocks`: the hex BLAKE2b of each 1 MiB block (a delta file in a full)."""
         extra = (f', "stat": {stat}' if stat else "") + (f', "in": "{held}"' if held else "")
-        extra += f', "delta": {json.dumps(delta)}' if delta else ""
+        extra += (f', "delta": {json.dumps(delta)}' if delta is not None else "") + (
+            f', "blocks": "{blocks}"' if blocks else "")
         self.stream.write(f'{self._sep}{{"name": {quote(name)}, "type": "file", "size": {size}, '
                          f'"sha256": "{sha256}"{extra}}}')
         self._sep = ",\n"

@@ -19,6 +19,7 @@ from ..cancel import CancelToken
 from ..util.clock import utc_now
 from ..util.names import MANIFEST_NAME
 from . import tarheader as th
+from .delta import BlockHashes
 from .diff_members import DifferentialMembers
 from .differ import Differ, stat_fields
 from .errors import SourceError, WriteError
@@ -54,8 +55,9 @@ class ArchiveWriter(DifferentialMembers):
 
     def __init__(self, path: Path, *, level: int = 3, header: dict, cancel: CancelToken | None = None,
                  on_warning: Callable[[str, str], None] | None = None, encryptor=None,
-                 differ: Differ | None = None) -> None:
+                 differ: Differ | None = None, blocks_for: Callable[[str], bool] | None = None) -> None:
         self.path = Path(path)
+        self.blocks_for = blocks_for    # a full's delta files: their blocks' hashes go into the manifest
         self.differ = differ        # a differential: stores what changed since the full it compares with
         self.level, self.encryptor = level, encryptor
         self.header = {**header, "backupd_version": header.get("backupd_version", __version__)}
@@ -275,13 +277,14 @@ class ArchiveWriter(DifferentialMembers):
         self._stream.write(self._headers.header(name, th.REGULAR, st.st_mode, st.st_uid, st.st_gid,
                                                 st.st_size, st.st_mtime))
         warnings = self._warning_count
+        blocks = BlockHashes() if self.blocks_for is not None and self.blocks_for(name) else None
         with open(fd, "rb", buffering=0, closefd=False) as reader:
-            digest = self._copy(name, path, reader.readinto, st.st_size)
+            digest = self._copy(name, path, _hashing(reader.readinto, blocks), st.st_size)
             if reader.read(1):
                 self.warn(name, f"{path} grew while being read; truncated to {st.st_size} bytes")
         if warnings == self._warning_count and os.fstat(fd).st_mtime_ns != st.st_mtime_ns:
             self.warn(name, f"{path} changed while being read; the archived copy may be inconsistent")
-        self._manifest.file(name, st.st_size, digest, stat_fields(st))
+        self._manifest.file(name, st.st_size, digest, stat_fields(st), blocks=blocks.hex() if blocks else "")
         self.members += 1
 
     def write_stream(self, name: str, stream: BinaryIO, size: int, mode: int = 0o600,
@@ -363,3 +366,15 @@ class ArchiveWriter(DifferentialMembers):
             except OSError:
                 pass
         self.path.unlink(missing_ok=True)
+
+
+def _hashing(readinto, blocks: BlockHashes | None):
+    """`readinto`, also feeding what it reads to `blocks` when given."""
+    if blocks is None:
+        return readinto
+
+    def read(view) -> int:
+        count = readinto(view)
+        blocks.update(view[:count])
+        return count
+    return read

@@ -63,8 +63,8 @@ class JobConfig:
     detect: str = key(f.one_of(*DETECT_MODES), "metadata",
                       doc="metadata: size, mtime and ctime decide (content hashed only where they leave doubt); "
                           "content: every file whose metadata matches is hashed")
-    delta_files: tuple[str, ...] = key(globs, (), doc="globs of files that only grow (logs): a differential "
-                                                     "stores what was appended since the full")
+    delta_files: tuple[str, ...] = key(globs, (), doc="globs of large files changed in place or appended to: a "
+                                                     "differential stores only their changed 1 MiB blocks")
     on_start: tuple[str, ...] | None = key(f.argv, None, doc="command (argv, no shell) run when a run starts")
     on_success: tuple[str, ...] | None = key(f.argv, None, doc="command run when a run stored its backup everywhere")
     on_failure: tuple[str, ...] | None = key(f.argv, None, doc="command run when a run failed to deliver, "

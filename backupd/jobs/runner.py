@@ -122,7 +122,9 @@ class Run:
         context = ArchiveContext(sources=self.config.job_sources(self.job), spool=self.spool,
                                  level=self.job.compression_level, header=self._header(plan), cancel=self.cancel,
                                  progress=self.progress, log_extra=self.extra, encrypt_to=self.job.encrypt_to,
-                                 differ=differ, keep_manifest=keep)
+                                 differ=differ, keep_manifest=keep,
+                                 blocks_for=DeltaMaker(self.job.delta_files).wants if keep and self.job.delta_files
+                                 else None)
         self.archive_path, stats = write_archive(context, self.archive_name, self.run_id)
         base = plan.base.archive if plan.base else None
         self.record.archive = ArchiveInfo(name=self.archive_name, size=stats.size, sha256=stats.sha256,

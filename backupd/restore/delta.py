@@ -1,6 +1,7 @@
-"""A differential's delta files applied in the staging folder: the delta member (what the file grew by since the
-full) appended to the full's copy, the whole hashed as it is read and written (the standard-tool step is
-`cat DELTA >> FILE`). Every file is opened by descriptor relative to its folder, never through a symlink."""
+"""A differential's delta files made in the staging folder: each extent member written over the full's copy at
+its offset (the standard-tool step is `dd ... seek=OFFSET oflag=seek_bytes conv=notrunc`), then the file hashed
+whole and compared with the manifest. Every file is opened by descriptor relative to its folder, never
+through a symlink."""
 from __future__ import annotations
 
 import hashlib
@@ -62,29 +63,33 @@ def apply_deltas(restore, deltas: list) -> list[str]:
 
 def _apply(restore, delta, parts: list[str]) -> Patched:
     folder = _open_folder(restore.chain.root_fd, parts[:-1], delta.name)
+    opened: list[tuple[int, int]] = []          # (descriptor, offset) of each extent member
     try:
-        member = parts_of(delta.member)
-        delta_folder = _open_folder(restore.chain.root_fd, member[:-1], delta.member)
-        try:
-            delta_fd = open_regular(delta_folder, member[-1], delta.member)
-        finally:
-            os.close(delta_folder)
-        try:
-            attributes = _attributes(restore, delta, os.fstat(delta_fd))
-            return patch(folder, parts[-1], delta_fd, delta.name, lambda fd: apply_attributes(fd, *attributes))
-        finally:
-            os.close(delta_fd)
+        for extent in delta.extents:
+            member = parts_of(extent.member)
+            extent_folder = _open_folder(restore.chain.root_fd, member[:-1], extent.member)
+            try:
+                opened.append((open_regular(extent_folder, member[-1], extent.member), extent.offset))
+            finally:
+                os.close(extent_folder)
+        attributes = _attributes(restore, delta)
+        finish = (lambda fd: apply_attributes(fd, *attributes)) if attributes else (lambda fd: None)
+        return patch(folder, parts[-1], opened, delta.name, finish)
     finally:
+        for fd, _ in opened:
+            os.close(fd)
         os.close(folder)
 
 
-def _attributes(restore, delta, member: os.stat_result) -> tuple:
-    """(mode, uid, gid, mtime_ns) of the patched file: the manifest's stat, else the delta member's."""
-    mode, uid, gid, mtime_ns = delta.stat or (member.st_mode, member.st_uid, member.st_gid, member.st_mtime_ns)
+def _attributes(restore, delta) -> tuple | None:
+    """(mode, uid, gid, mtime_ns) of the patched file from the manifest's stat; None: the full's copy's stay."""
+    if not delta.stat:
+        return None
+    mode, uid, gid, mtime_ns = delta.stat
     message = special_bits_message(mode & 0o7777)
     if message:
         restore.summary.warnings.append(f"{delta.name}: {message}")
-    owner = (uid, gid) if restore.keep_owners and delta.stat else (None, None)
+    owner = (uid, gid) if restore.keep_owners else (None, None)
     return mode & 0o777, *owner, mtime_ns
 
 
@@ -105,52 +110,54 @@ def _open_folder(root_fd: int, parts: list[str], shown: str) -> int:
     return fd
 
 
-def patch(base_dir: int, base_name: str, delta_fd: int, shown: str, finish=lambda fd: None) -> Patched:
-    """Make file `base_name` of folder `base_dir` itself followed by the bytes read from `delta_fd`, hashed
-    as they are read and written; `finish(fd)` then sets its attributes. The delta is appended in place (the
-    full's copy is not written again); a file with other hard links is copied first, so they keep the
+def patch(base_dir: int, base_name: str, extents: list[tuple[int, int]], shown: str,
+          finish=lambda fd: None) -> Patched:
+    """Write each (descriptor, offset) of `extents` over file `base_name` of folder `base_dir`, then hash it
+    whole; `finish(fd)` sets its attributes. A file with other hard links is copied first, so they keep the
     full's bytes. The folder's mtime is kept."""
+    folder = os.fstat(base_dir)
     fd = open_regular(base_dir, base_name, f"{shown}, the base of its delta,", os.O_RDWR)
     try:
         if os.fstat(fd).st_nlink != 1:
-            return _copied(base_dir, base_name, fd, delta_fd, finish)
-        digest, size = hashlib.sha256(), 0
-        while block := os.read(fd, READ):           # to its end: the delta goes after it
-            digest.update(block)
-            size += len(block)
-        size += _append(delta_fd, fd, digest)
+            fd = _replaced_by_copy(base_dir, base_name, fd)
+        for source, offset in extents:
+            _write_at(source, fd, offset)
+        made = _hashed(fd)
         finish(fd)
     finally:
         os.close(fd)
+    os.utime(base_dir, ns=(folder.st_atime_ns, folder.st_mtime_ns))
+    return made
+
+
+def _write_at(source: int, out_fd: int, offset: int) -> None:
+    """Copy all of `source` into `out_fd` from `offset` on."""
+    while block := os.read(source, READ):
+        view = memoryview(block)
+        while view:
+            written = os.pwrite(out_fd, view, offset)
+            view, offset = view[written:], offset + written
+
+
+def _hashed(fd: int) -> Patched:
+    digest, size = hashlib.sha256(), 0
+    while block := os.pread(fd, READ, size):
+        digest.update(block)
+        size += len(block)
     return Patched(size, digest.hexdigest())
 
 
-def _append(source: int, out_fd: int, digest) -> int:
-    """Copy what is left of `source` to `out_fd`, hashed; the bytes copied."""
-    size = 0
-    while block := os.read(source, READ):
-        digest.update(block)
-        size += len(block)
-        view = memoryview(block)
-        while view:
-            view = view[os.write(out_fd, view):]
-    return size
-
-
-def _copied(base_dir: int, base_name: str, base_fd: int, delta_fd: int, finish) -> Patched:
-    """The full's copy and the delta written to a new file that then takes the copy's name."""
-    folder = os.fstat(base_dir)
+def _replaced_by_copy(base_dir: int, base_name: str, base_fd: int) -> int:
+    """A copy of the full's copy takes its name (its other links keep the old bytes); the copy's descriptor."""
     temp = TEMP_PREFIX + secrets.token_hex(6)
-    out_fd = os.open(temp, _CREATE, 0o600, dir_fd=base_dir)
-    digest = hashlib.sha256()
+    out_fd = os.open(temp, (_CREATE & ~os.O_WRONLY) | os.O_RDWR, 0o600, dir_fd=base_dir)
     try:
-        size = _append(base_fd, out_fd, digest) + _append(delta_fd, out_fd, digest)
-        finish(out_fd)
+        _write_at(base_fd, out_fd, 0)
         os.rename(temp, base_name, src_dir_fd=base_dir, dst_dir_fd=base_dir)
     except BaseException:
+        os.close(out_fd)
         os.unlink(temp, dir_fd=base_dir)
         raise
     finally:
-        os.close(out_fd)
-    os.utime(base_dir, ns=(folder.st_atime_ns, folder.st_mtime_ns))
-    return Patched(size, digest.hexdigest())
+        os.close(base_fd)
+    return out_fd

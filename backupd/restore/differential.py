@@ -1,9 +1,9 @@
 """A differential archive: what its MANIFEST.json says it holds, and the deltas it carries.
 
 A differential's manifest describes the complete tree at its run. An entry with "in": "full" keeps the
-full's bytes; one with "delta" is the full's copy followed by the delta member named there (under
-.backupd-delta/: what the file grew by); any other entry's bytes are in the differential itself. So
-the members it holds are the entries without "in"/"delta", plus one member per delta."""
+full's bytes; one with "delta" is the full's copy with its extents written over it (each a member under
+.backupd-delta/, named PATH@OFFSET); any other entry's bytes are in the differential itself. So
+the members it holds are the entries without "in"/"delta", plus one member per extent."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,11 +17,19 @@ DELTA_PREFIX = DELTA_DIR + "/"
 
 
 @dataclass(frozen=True)
+class Extent:
+    member: str             # the member holding the bytes
+    offset: int             # where they go in the file
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
 class Delta:
-    """A file the differential makes by appending its delta member to the full's copy."""
+    """A file the differential makes by writing its extents over the full's copy."""
 
     name: str               # the file, as the manifest names it
-    member: str             # the delta member
+    extents: tuple          # Extent, ...
     size: int               # of the file made
     sha256: str
     stat: tuple | None      # [mode, uid, gid, mtime_ns, ctime_ns] of the file made, when the manifest has it
@@ -59,7 +67,8 @@ def compare_held(logged: Iterable[Record], members: Iterable[dict], report: Veri
                 yield record
                 continue
             found = delta_of(record, delta, entry.get("stat"))
-            wanted[found.member] = (found.member, "file", delta["size"], delta["sha256"], "")
+            for extent in found.extents:
+                wanted[extent.member] = (extent.member, "file", extent.size, extent.sha256, "")
             if deltas is not None:
                 deltas.append(found)
 
@@ -76,14 +85,20 @@ def compare_held(logged: Iterable[Record], members: Iterable[dict], report: Veri
 def delta_of(record: Record, delta, stat) -> Delta:
     """The Delta of a manifest entry's "delta" field; ArchiveError if it is malformed."""
     name = record[0]
-    if not (isinstance(delta, dict) and isinstance(delta.get("member"), str) and is_delta_member(delta["member"])
-            and type(delta.get("size")) is int and isinstance(delta.get("sha256"), str)):
+    extents = delta.get("extents") if isinstance(delta, dict) else None
+    if not isinstance(extents, list) or not all(_good_extent(extent) for extent in extents):
         raise ArchiveError(f"{MANIFEST_NAME}: {name!r} has a malformed delta entry")
     if record[1] != "file":
         raise ArchiveError(f"{MANIFEST_NAME}: {name!r} has a delta but is not a file")
     good_stat = isinstance(stat, list) and len(stat) >= 4 and all(type(value) is int for value in stat[:4])
-    return Delta(name, delta["member"].removeprefix("./"), record[2], record[3],
-                 tuple(stat[:4]) if good_stat else None)
+    return Delta(name, tuple(Extent(e["member"].removeprefix("./"), e["offset"], e["size"], e["sha256"])
+                             for e in extents), record[2], record[3], tuple(stat[:4]) if good_stat else None)
+
+
+def _good_extent(extent) -> bool:
+    return (isinstance(extent, dict) and isinstance(extent.get("member"), str) and is_delta_member(extent["member"])
+            and type(extent.get("offset")) is int and extent["offset"] >= 0 and type(extent.get("size")) is int
+            and isinstance(extent.get("sha256"), str))
 
 
 def base_of(header: dict) -> dict:

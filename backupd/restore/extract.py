@@ -198,7 +198,7 @@ class Extractor:
 def _selected_as(parts: list[str]) -> list[str]:
     """The path a selection judges a member by: a differential's delta member by the file it makes."""
     if parts[0] == DELTA_DIR and len(parts) > 1:
-        return parts[1:-1] + [parts[-1].removesuffix(DELTA_SUFFIX)]
+        return parts[1:-1] + [parts[-1].rsplit(DELTA_SUFFIX, 1)[0]]
     return parts
 
 

@@ -1,4 +1,5 @@
-"""delta_files: a grown log stored as what was appended, and the README's standard-tool restore."""
+"""delta_files: a grown log and a file changed in place stored as their changed ranges, and the README's
+standard-tool restore."""
 from __future__ import annotations
 
 import json
@@ -18,6 +19,7 @@ from tests.diff_trees import members, snapshot
 
 pytestmark = pytest.mark.skipif(shutil.which("zstd") is None, reason="needs the zstd command")
 README = Path(__file__).resolve().parents[2] / "README.md"
+MiB = 1 << 20
 
 
 def configure(tmp_path, **keys):
@@ -49,42 +51,53 @@ def readme_blocks() -> list[str]:
     return re.findall(r"```sh\n(.*?)```", section, re.S)
 
 
-def test_a_grown_log_is_stored_as_a_patch_and_restores_with_the_readme_commands(tmp_path):
-    config = configure(tmp_path, delta_files=["*.log"])
+def test_a_grown_log_and_a_file_changed_in_place_restore_with_the_readme_commands(tmp_path):
+    config = configure(tmp_path, delta_files=["*.log", "*.db"])
     data = tmp_path / "data"
     (data / "logs/app.log").write_bytes(log_lines(200_000, 0))
     (data / "notes.txt").write_text("notes")
+    (data / "app.db").write_bytes(os.urandom(5 * MiB))
     full = run(config)
     with open(data / "logs/app.log", "ab") as log:
         log.write(log_lines(5_000, 200_000))
     (data / "notes.txt").write_text("notes, changed")
+    with open(data / "app.db", "r+b") as db:          # one page in the third block, and one more block at the end
+        db.seek(2 * MiB + 4096)
+        db.write(b"P" * 4096)
+        db.seek(0, os.SEEK_END)
+        db.write(os.urandom(MiB))
     diff = run(config)
     assert (full.archive.kind, diff.archive.kind) == ("full", "differential")
     archive = tmp_path / "var/archives" / diff.archive.name
-    assert ".backupd-delta/files/logs/app.log.appended" in members(archive)
+    old_size = len(log_lines(200_000, 0))
+    assert f".backupd-delta/files/logs/app.log@{old_size}" in members(archive)
     assert "files/logs/app.log" not in members(archive)
     entry = next(e for e in diff_manifest(archive)["members"] if e["name"] == "files/logs/app.log")
-    grown = (data / "logs/app.log").stat().st_size
-    assert (entry["size"], entry["delta"]["offset"]) == (grown, grown - len(log_lines(5_000, 200_000)))
-    assert entry["delta"]["size"] == len(log_lines(5_000, 200_000))
+    assert entry["size"] == (data / "logs/app.log").stat().st_size
+    assert [(e["offset"], e["size"]) for e in entry["delta"]["extents"]] == [(old_size, len(log_lines(5_000, 200_000)))]
+    database = next(e for e in diff_manifest(archive)["members"] if e["name"] == "files/app.db")
+    assert [(e["offset"], e["size"]) for e in database["delta"]["extents"]] == [(2 * MiB, MiB), (5 * MiB, MiB)]
+    assert os.path.getsize(archive) < 2.2 * MiB + 100_000
     for block in readme_blocks():
         done = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", block], cwd=tmp_path,
                               capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, f"README block failed:\n{block}\n{done.stdout}{done.stderr}"
     restored = tmp_path / "var/restore-set/files"
     assert (restored / "logs/app.log").read_bytes() == (data / "logs/app.log").read_bytes()
+    assert (restored / "app.db").read_bytes() == (data / "app.db").read_bytes()
     assert (restored / "notes.txt").read_text() == "notes, changed"
     assert not (tmp_path / "var/restore-set/.backupd-delta").exists()
-    expected = {path: state for path, state in snapshot(data).items() if path != "logs/app.log"}
-    assert {path: state for path, state in snapshot(restored).items() if path != "logs/app.log"} == expected
+    deltas = ("logs/app.log", "app.db")         # their mtime is the time of the third step
+    expected = {path: state for path, state in snapshot(data).items() if path not in deltas}
+    assert {path: state for path, state in snapshot(restored).items() if path not in deltas} == expected
 
 
-def test_a_rewritten_or_rotated_log_is_stored_whole(tmp_path):
+def test_a_rotated_or_rewritten_file_is_stored_whole(tmp_path):
     config = configure(tmp_path, delta_files=["logs/*"])
     data = tmp_path / "data"
     (data / "logs/app.log").write_bytes(log_lines(50_000, 0))
     run(config)
-    (data / "logs/app.log").write_bytes(log_lines(60_000, 1))       # not the full's copy followed by more
+    (data / "logs/app.log").write_bytes(log_lines(60_000, 1))       # every block differs
     diff = run(config)
     archive = tmp_path / "var/archives" / diff.archive.name
     assert "files/logs/app.log" in members(archive)

@@ -128,9 +128,11 @@ class SetWriter:
                 blocks.append(self._member(name, item, st, data))
             elif self._held(name, entry) == "delta":
                 delta = self._delta(name, item)
-                entry["delta"] = {"member": f"{DELTA_DIR}/{name}.appended", "offset": entry["size"] - len(delta),
-                                  "size": len(delta), "sha256": _sha(delta)}
-                deltas.append(self.headers.header(entry["delta"]["member"], b"0", stat.S_IMODE(st.st_mode), 0, 0,
+                offset = entry["size"] - len(delta)
+                extent = {"member": f"{DELTA_DIR}/{name}@{offset}", "offset": offset, "size": len(delta),
+                          "sha256": _sha(delta)}
+                entry["delta"] = {"extents": [extent]}
+                deltas.append(self.headers.header(extent["member"], b"0", stat.S_IMODE(st.st_mode), 0, 0,
                                                   len(delta), int(st.st_mtime), data=delta))
             else:
                 entry["in"] = "full"

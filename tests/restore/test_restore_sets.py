@@ -1,5 +1,5 @@
 """Restore of a differential over its full (hand-made sets, tests/restore/sets.py): the staged tree must be
-exactly the differential's manifest; the real `tar -G` and `cat` give the same tree."""
+exactly the differential's manifest; the real `tar -G` and `dd` give the same tree."""
 from __future__ import annotations
 
 import hashlib
@@ -72,7 +72,7 @@ def test_full_then_differential_restores_the_later_tree_exactly(sets, tmp_path):
     assert summary.archive_sha256 and not summary.refused
 
 
-def test_real_tar_G_and_cat_give_the_same_tree(sets, tmp_path):
+def test_real_tar_G_and_dd_give_the_same_tree(sets, tmp_path):
     writer, src, full = sets
     change(src)
     diff = writer.write_differential(src, tmp_path / "diff.tar.zst")
@@ -80,10 +80,11 @@ def test_real_tar_G_and_cat_give_the_same_tree(sets, tmp_path):
     out.mkdir()
     for archive in (full, diff):
         subprocess.run(f"zstd -qdc '{archive}' | tar -G -x -C '{out}'", shell=True, check=True)
-    with open(out / "src" / "app.log", "ab") as log:
-        log.write((out / ".backupd-delta/src/app.log.appended").read_bytes())
+    extent = next((out / ".backupd-delta/src").glob("app.log@*"))
+    subprocess.run(["dd", f"if={extent}", f"of={out}/src/app.log", "bs=1M", f"seek={extent.name.rsplit('@', 1)[1]}",
+                    "oflag=seek_bytes", "conv=notrunc", "status=none"], check=True)
     mtime = (src / "app.log").stat().st_mtime
-    os.utime(out / "src" / "app.log", (mtime, mtime))   # cat leaves the time it ran (the README says so)
+    os.utime(out / "src" / "app.log", (mtime, mtime))   # dd leaves the time it ran (the README says so)
     shutil.rmtree(out / ".backupd-delta")
     (out / "MANIFEST.json").unlink()
     os.utime(out / "src", (STAMP, STAMP))          # the folder's mtime, changed by the replacement
@@ -127,21 +128,23 @@ def test_a_corrupted_differential_is_refused(sets, tmp_path):
 
 
 @pytest.mark.parametrize("linked", [False, True])
-def test_a_delta_is_appended_in_place_unless_the_file_has_other_links(tmp_path, linked):
+def test_extents_are_written_in_place_unless_the_file_has_other_links(tmp_path, linked):
     (tmp_path / "log").write_bytes(b"start\n")
-    (tmp_path / "delta").write_bytes(b"grown\n")
+    (tmp_path / "in-place").write_bytes(b"S")
+    (tmp_path / "grown").write_bytes(b"grown\n")
     if linked:
         os.link(tmp_path / "log", tmp_path / "other-link")
     inode = (tmp_path / "log").stat().st_ino
     folder = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
-    delta = os.open(tmp_path / "delta", os.O_RDONLY)
+    extents = [(os.open(tmp_path / "in-place", os.O_RDONLY), 0), (os.open(tmp_path / "grown", os.O_RDONLY), 6)]
     try:
-        made = patch(folder, "log", delta, "log")
+        made = patch(folder, "log", extents, "log")
     finally:
-        os.close(delta)
+        for fd, _ in extents:
+            os.close(fd)
         os.close(folder)
-    assert (tmp_path / "log").read_bytes() == b"start\ngrown\n"
-    assert (made.size, made.sha256) == (12, hashlib.sha256(b"start\ngrown\n").hexdigest())
+    assert (tmp_path / "log").read_bytes() == b"Start\ngrown\n"
+    assert (made.size, made.sha256) == (12, hashlib.sha256(b"Start\ngrown\n").hexdigest())
     assert ((tmp_path / "log").stat().st_ino == inode) is not linked
     if linked:
         assert (tmp_path / "other-link").read_bytes() == b"start\n"
@@ -195,4 +198,4 @@ def test_verify_of_a_differential_checks_the_members_it_holds(sets, tmp_path):
     assert report.ok, report.problems()
     listed = subprocess.run(f"zstd -qdc '{diff}' | tar -t", shell=True, capture_output=True, text=True).stdout
     assert report.members == len(listed.splitlines()) - 1          # all but MANIFEST.json
-    assert ".backupd-delta/src/app.log.appended" in listed and "src/same.txt" not in listed.splitlines()
+    assert any(line.startswith(".backupd-delta/src/app.log@") for line in listed.splitlines()) and "src/same.txt" not in listed.splitlines()

@@ -57,6 +57,7 @@ class ArchiveContext:
     encrypt_to: tuple[str, ...] = ()     # age recipients; empty: not encrypted
     differ: object | None = None         # archive.differ.Differ: a differential against that full
     keep_manifest: Path | None = None    # a full's manifest copy goes there (differential jobs)
+    blocks_for: object | None = None     # (member) -> bool: a full's delta files, whose blocks are listed
 
 
 def write_archive(ctx: ArchiveContext, name: str, run_id: str) -> tuple[Path, object]:
@@ -91,7 +92,7 @@ def _write(ctx: ArchiveContext, name: str, workdir: Path):
     writer = ArchiveWriter(ctx.spool.partial_path(name), level=ctx.level, header=ctx.header,
                            cancel=ctx.cancel, on_warning=lambda member, message: _warned(ctx, member, message),
                            encryptor=AgeEncryptor(ctx.encrypt_to) if ctx.encrypt_to else None,
-                           differ=ctx.differ)
+                           differ=ctx.differ, blocks_for=ctx.blocks_for)
     ctx.progress.set("archiving", counter=lambda: writer.bytes_in)
     with writer:
         for source in sources:
