@@ -1,5 +1,6 @@
-"""A simulated month of a differential job on a changing tree: every backup, restored with tar -G, is the
-tree of its day, byte for byte (content, modes, links, whole-second mtimes)."""
+"""A simulated month of a differential job on a changing tree: every backup, restored with tar -G and with
+backupd's own restore (full + differential, both sha256s checked), is the tree of its day, byte for byte
+(content, modes, links, whole-second mtimes)."""
 from __future__ import annotations
 
 import os
@@ -13,6 +14,7 @@ import pytest
 from backupd.config import load
 from backupd.jobs.history import History
 from backupd.jobs.runner import Run
+from backupd.restore import extract_archive, restore_set
 from tests.configs import directory_source, job, local_destination, write_config
 from tests.diff_trees import snapshot, tar_restore
 
@@ -112,5 +114,20 @@ def test_every_backup_of_a_month_restores_to_its_days_tree(tmp_path):
         assert all(name in names for name in chain)
         target = tmp_path / f"day{day}"
         tar_restore([tmp_path / "archives" / name for name in chain], target)
-        assert snapshot(target / "files") == state, f"day {day} ({archive.kind})"
+        assert snapshot(target / "files") == state, f"day {day} ({archive.kind}), tar -G"
         shutil.rmtree(target)
+        ours = tmp_path / f"ours{day}"
+        restored(tmp_path / "archives", archive, ours)
+        assert snapshot(ours / "files") == state, f"day {day} ({archive.kind}), backupd's restore"
+        shutil.rmtree(ours)
+
+
+def restored(folder: Path, archive, target: Path) -> None:
+    """backupd's own restore of `archive` (a full, or a differential over its full), sha256s checked."""
+    if not archive.base:
+        with open(folder / archive.name, "rb") as stream:
+            extract_archive(stream, target, expected_sha256=archive.sha256)
+        return
+    with open(folder / archive.base, "rb") as full, open(folder / archive.name, "rb") as differential:
+        restore_set(full, differential, target, name=archive.name, full_sha256=archive.base_sha256,
+                    differential_sha256=archive.sha256)
