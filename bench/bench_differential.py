@@ -37,7 +37,7 @@ from .measure import MiB, BenchError, Invocation, run_once, tool_version
 
 HERE = Path(__file__).resolve().parent
 PROTOTYPE_RESTIC_BYTES = 700_000_000      # the prototype measurement (0.70 GB), when restic is absent
-DELTA_GLOBS = ["*.log"]
+DELTA_GLOBS = ["*.log", "mid/*"]     # the log, and the mid-size files changed in place (a database, an image)
 PARTS = ("week", "restore", "rss")
 
 
