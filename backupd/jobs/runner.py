@@ -149,6 +149,9 @@ class Run:
             if differ is not None and not differ.base.files:
                 differ, plan = None, sets.full("its full lists no file it could be compared with (made by an "
                                                 "older backupd, or of command output only)")
+            elif differ is not None and differ.base.header.get("sources") != list(self.job.sources):
+                differ, plan = None, sets.full("the job's sources changed since its full (a removed one could "
+                                                "not be removed by restoring a differential)")
         log.info("backup kind", extra={**self.extra, "kind": plan.kind, "reason": plan.reason,
                                        "base": plan.base.archive.name if plan.base else None})
         return plan, differ

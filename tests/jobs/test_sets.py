@@ -243,3 +243,18 @@ def test_a_reinstalled_machine_carries_on_the_set_from_the_destination(tmp_path)
     target = tmp_path / "restored"
     tar_restore([tmp_path / "archives" / first.archive.name, tmp_path / "archives" / second.archive.name], target)
     assert snapshot(target / "files") == snapshot(tmp_path / "data")
+
+
+def test_a_change_of_the_jobs_sources_starts_a_new_set(tmp_path):
+    config = configure(tmp_path)
+    build_tree(tmp_path / "data")
+    run(config)
+    (tmp_path / "more").mkdir()
+    (tmp_path / "more/m.txt").write_text("m")
+    changed = load(write_config(tmp_path, sources={"files": directory_source(tmp_path / "data"),
+                                                   "more": directory_source(tmp_path / "more")},
+                                destinations={"local": local_destination(tmp_path / "archives")},
+                                jobs={"main": job(["files", "more"], differential=True)}))
+    assert run(changed).archive.kind == "full"
+    assert run(changed).archive.kind == "differential"
+    assert run(config).archive.kind == "full"          # and back: "more" must not come back from the full
