@@ -62,6 +62,18 @@ class BlockHashes:
         return (bytes(self.digests) + tail).hex()
 
 
+def feeding(readinto, blocks: BlockHashes | None):
+    """`readinto`, also feeding what it reads to `blocks` when given."""
+    if blocks is None:
+        return readinto
+
+    def read(view) -> int:
+        count = readinto(view)
+        blocks.update(view[:count])
+        return count
+    return read
+
+
 def delta_member(member: str, offset: int) -> str:
     return f"{DELTA_DIR}/{member}{DELTA_SUFFIX}{offset}"
 

@@ -19,7 +19,7 @@ from ..cancel import CancelToken
 from ..util.clock import utc_now
 from ..util.names import MANIFEST_NAME
 from . import tarheader as th
-from .delta import BlockHashes
+from .delta import BlockHashes, feeding
 from .diff_members import DifferentialMembers
 from .differ import Differ, stat_fields
 from .errors import SourceError, WriteError
@@ -279,7 +279,7 @@ class ArchiveWriter(DifferentialMembers):
         warnings = self._warning_count
         blocks = BlockHashes() if self.blocks_for is not None and self.blocks_for(name) else None
         with open(fd, "rb", buffering=0, closefd=False) as reader:
-            digest = self._copy(name, path, _hashing(reader.readinto, blocks), st.st_size)
+            digest = self._copy(name, path, feeding(reader.readinto, blocks), st.st_size)
             if reader.read(1):
                 self.warn(name, f"{path} grew while being read; truncated to {st.st_size} bytes")
         if warnings == self._warning_count and os.fstat(fd).st_mtime_ns != st.st_mtime_ns:
@@ -366,15 +366,3 @@ class ArchiveWriter(DifferentialMembers):
             except OSError:
                 pass
         self.path.unlink(missing_ok=True)
-
-
-def _hashing(readinto, blocks: BlockHashes | None):
-    """`readinto`, also feeding what it reads to `blocks` when given."""
-    if blocks is None:
-        return readinto
-
-    def read(view) -> int:
-        count = readinto(view)
-        blocks.update(view[:count])
-        return count
-    return read
