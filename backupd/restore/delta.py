@@ -62,12 +62,12 @@ def apply_deltas(restore, deltas: list) -> list[str]:
 
 
 def _apply(restore, delta, parts: list[str]) -> Patched:
-    folder = _open_folder(restore.chain.root_fd, parts[:-1], delta.name)
+    folder = open_folder(restore.chain.root_fd, parts[:-1], delta.name)
     opened: list[tuple[int, int]] = []          # (descriptor, offset) of each extent member
     try:
         for extent in delta.extents:
             member = parts_of(extent.member)
-            extent_folder = _open_folder(restore.chain.root_fd, member[:-1], extent.member)
+            extent_folder = open_folder(restore.chain.root_fd, member[:-1], extent.member)
             try:
                 opened.append((open_regular(extent_folder, member[-1], extent.member), extent.offset))
             finally:
@@ -93,7 +93,7 @@ def _attributes(restore, delta) -> tuple | None:
     return mode & 0o777, *owner, mtime_ns
 
 
-def _open_folder(root_fd: int, parts: list[str], shown: str) -> int:
+def open_folder(root_fd: int, parts: list[str], shown: str) -> int:
     """A descriptor of the staged folder `parts` (never through a symlink); Refused if it is not there."""
     fd = os.dup(root_fd)
     try:

@@ -108,6 +108,21 @@ class Ledger:
         problems += self._absent("have", "want", "restored but not in the manifest: {}")
         return problems
 
+    def extras(self, ignored: set[bytes] = frozenset()) -> list[tuple[str, bool]]:
+        """(path, is a folder) of what is staged but not expected, outermost first, below a listed
+        extra folder left out (its removal takes them)."""
+        self._flush()
+        query = ("SELECT path, kind FROM have WHERE NOT EXISTS (SELECT 1 FROM want WHERE want.path = have.path) "
+                 "ORDER BY path")
+        found, folders = [], []
+        for path, kind in self._db.execute(query):
+            if path in ignored or any(path.startswith(folder + b"/") for folder in folders[-1:]):
+                continue
+            found.append((_text(path), kind == "dir"))
+            if kind == "dir":
+                folders.append(path)
+        return found
+
     def _absent(self, side: str, other: str, message: str) -> list[str]:
         query = (f"SELECT path FROM {side} WHERE NOT EXISTS (SELECT 1 FROM {other} WHERE {other}.path = "
                  f"{side}.path) ORDER BY path")

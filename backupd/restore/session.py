@@ -20,7 +20,10 @@ from .ledger import BATCH, Ledger, key
 from .reader import ArchiveError, ArchiveReader
 from .rules import Refused, Selection, parts_of
 from .staging import DirChain, RestoreError, Target
-from .delta import apply_deltas
+from . import dumpdir
+from .delta import apply_deltas, open_folder
+
+MAX_WARNINGS = 100         # paths named one by one in a summary's warnings
 
 _TRACKED = {"file", "dir", "dumpdir", "symlink"}
 
@@ -121,11 +124,31 @@ class StagedRestore:
             pass
         self.chain.forget([DELTA_DIR])
         if self.ledger is not None:
+            self._drop_extras(name)
             problems += self.ledger.compare(self.refused)
         if problems:
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             raise RestoreError(f"the restored tree is not the one {name} describes: {problems[0]}{more}; "
                                "nothing restored")
+
+    def _drop_extras(self, name: str) -> None:
+        """What the full left that the differential's complete state does not hold (it vanished while the
+        differential was being made, after its folder was listed): removed, each with a warning, so the tree
+        is that state. A member of the differential itself that its manifest does not list was refused by
+        the held check already."""
+        for path, is_dir in self.ledger.extras(self.refused):
+            parts = parts_of(path)
+            folder = open_folder(self.chain.root_fd, parts[:-1], path)
+            try:
+                dumpdir.remove(folder, parts[-1], is_dir)
+            except FileNotFoundError:
+                pass
+            finally:
+                os.close(folder)
+            self.ledger.remove(path, is_dir)
+            if len(self.summary.warnings) < MAX_WARNINGS:
+                self.summary.warnings.append(f"{path}: in the full, not in {name} (gone while it was made); "
+                                             "not restored")
 
     def extract_differential(self, stream, full: Extracted, name: str, **options) -> Extracted:
         """Extract differential `name` over its `full` (extracted before), apply its deltas and check the

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 
+from backupd.archive.sink import SourceSink
 from backupd.cancel import CancelToken
 from backupd.config import load
 from backupd.destinations.base import ArchiveMeta
@@ -18,6 +19,7 @@ from backupd.jobs.result import RunRecord
 from backupd.jobs import sets
 from backupd.jobs.history import History
 from backupd.jobs.runner import Run
+from backupd.restore import restore_set
 from tests.age_keys import needs_age, x25519
 from tests.configs import directory_source, job, local_destination, write_config
 from tests.diff_trees import members, snapshot, tar_restore
@@ -258,3 +260,28 @@ def test_a_change_of_the_jobs_sources_starts_a_new_set(tmp_path):
     assert run(changed).archive.kind == "full"
     assert run(changed).archive.kind == "differential"
     assert run(config).archive.kind == "full"          # and back: "more" must not come back from the full
+
+
+def test_a_file_gone_after_its_folder_was_listed_is_not_restored_from_the_full(tmp_path, monkeypatch):
+    """The race every busy tree has: a file listed in its folder's dumpdir, gone when it is read. backupd's
+    restore gives the differential's complete state (without it), with a warning."""
+    config = configure(tmp_path)
+    data = tmp_path / "data"
+    build_tree(data)
+    first = run(config)
+    (data / "docs/a.txt").write_text("alpha, changed, then gone")
+    add_files = SourceSink.add_files
+
+    def vanishing(self, entries, *, dir_fd=None):
+        for member, entry, _ in entries:
+            if member == "docs/a.txt":
+                os.unlink(entry, dir_fd=dir_fd)
+        return add_files(self, entries, dir_fd=dir_fd)
+    monkeypatch.setattr(SourceSink, "add_files", vanishing)
+    second = run(config)
+    assert second.status == "success" and second.warnings == 1 and second.archive.kind == "differential"
+    archives = tmp_path / "archives"
+    with open(archives / first.archive.name, "rb") as full, open(archives / second.archive.name, "rb") as diff:
+        summary = restore_set(full, diff, tmp_path / "out", name=second.archive.name)
+    assert snapshot(tmp_path / "out/files") == snapshot(data)
+    assert any(w.startswith("files/docs/a.txt: in the full, not in") for w in summary.warnings)
