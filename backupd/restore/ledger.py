@@ -109,18 +109,19 @@ class Ledger:
         return problems
 
     def extras(self, ignored: set[bytes] = frozenset()) -> list[tuple[str, bool]]:
-        """(path, is a folder) of what is staged but not expected, outermost first, below a listed
-        extra folder left out (its removal takes them)."""
+        """(path, is a folder) of what is staged but not expected, outermost first; what is below a listed
+        extra folder is left out (its removal takes it)."""
         self._flush()
         query = ("SELECT path, kind FROM have WHERE NOT EXISTS (SELECT 1 FROM want WHERE want.path = have.path) "
                  "ORDER BY path")
-        found, folders = [], []
+        found, folders = [], set()
         for path, kind in self._db.execute(query):
-            if path in ignored or any(path.startswith(folder + b"/") for folder in folders[-1:]):
+            parts = path.split(b"/")
+            if path in ignored or any(b"/".join(parts[:depth]) in folders for depth in range(1, len(parts))):
                 continue
             found.append((_text(path), kind == "dir"))
             if kind == "dir":
-                folders.append(path)
+                folders.add(path)
         return found
 
     def _absent(self, side: str, other: str, message: str) -> list[str]:

@@ -206,3 +206,16 @@ def test_verify_of_a_differential_checks_the_members_it_holds(sets, tmp_path):
     listed = subprocess.run(f"zstd -qdc '{diff}' | tar -t", shell=True, capture_output=True, text=True).stdout
     assert report.members == len(listed.splitlines()) - 1          # all but MANIFEST.json
     assert any(line.startswith(".backupd-delta/src/app.log@") for line in listed.splitlines()) and "src/same.txt" not in listed.splitlines()
+
+
+def test_extras_below_an_extra_folder_are_left_to_its_removal():
+    from backupd.restore.ledger import Ledger
+    ledger = Ledger()
+    try:
+        for name, kind in (("a", "dir"), ("a-b", "dir"), ("a/b", "dir"), ("a/b/c", "file"), ("a-b/x", "file"),
+                           ("keep", "file"), ("z", "file")):
+            ledger.add((name, kind, 0, "0" * 64 if kind == "file" else "", ""))
+        ledger.expect([("keep", "file", 0, "0" * 64, "")])
+        assert ledger.extras() == [("a", True), ("a-b", True), ("z", False)]
+    finally:
+        ledger.close()
