@@ -4,9 +4,12 @@ at that offset; restored with the standard tools by writing each over the full's
 steps left at PATH (`dd if=EXTENT of=PATH bs=1M seek=OFFSET oflag=seek_bytes conv=notrunc`).
 
 Which ranges differ is told from the full's manifest alone: for such files it lists a 128-bit BLAKE2b of
-every 1 MiB block ("blocks"); a block whose hash differs is an extent, and so is what the file grew by. A
-full made before blocks were listed only allows a file that grew (its start checked against the full's
-sha256). A file that shrank, or whose extents would be over half of it, is stored whole.
+every 1 MiB block ("blocks"); a block whose hash differs is an extent, and so is what the file grew by. The
+file is read once, after its folder's dumpdir: each block is compared as it is read, changed runs (up to
+RUN_MAX) written as they end, and the file's sha256 is that of exactly what a restore makes (the full's
+blocks found equal, and the extents written), so a file written to while it is read stays consistent. A
+full made before blocks were listed allows a file that grew from its copy (its start checked against the
+full's sha256; otherwise the whole file is one extent). A file that shrank is stored whole.
 
 Why not `zstd --patch-from` against the full's copy: it needs that copy, which is not on the machine (a log
 appended to keeps it as its start, nothing else does), and making and applying it held the full's copy and
@@ -24,19 +27,7 @@ from .base_index import BaseFile
 
 BLOCK = 1 << 20             # the size of a listed block
 DIGEST = 16                 # bytes of each block's BLAKE2b
-MAX_SHARE = 0.5             # extents over this share of the file: stored whole
-_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
-
-
-@dataclass
-class Changes:
-    """A delta file: the extents [(offset, size)] that differ from the full's copy, and the whole file's sha256
-    and size when they were found (the bytes written later are hashed again)."""
-
-    member: str             # the file's member name; each extent is delta_member(member, offset)
-    extents: list
-    sha256: str
-    size: int
+RUN_MAX = 8 << 20           # a run of changed bytes is written as one extent up to this size
 
 
 class BlockHashes:
@@ -85,11 +76,10 @@ def glob_matcher(patterns) -> re.Pattern | None:
 
 
 class DeltaMaker:
-    """Tells which files are delta files, and which ranges of a changed one differ from the full's copy."""
+    """Tells which files are delta files."""
 
     def __init__(self, patterns) -> None:
         self.matcher = glob_matcher(patterns)
-        self.made = 0
 
     def wants(self, member: str) -> bool:
         """`member` is '<source>/<path>': its path or base name matches a delta glob."""
@@ -98,57 +88,54 @@ class DeltaMaker:
         inside = member.split("/", 1)[-1]
         return bool(self.matcher.match(inside) or self.matcher.match(inside.rsplit("/", 1)[-1]))
 
-    def make(self, member: str, entry: str, dir_fd: int | None, st: os.stat_result,
-             known: BaseFile) -> Changes | None:
-        """The extents of a file that changed from the full's copy `known`; None: store it whole."""
-        if known.size == 0 or st.st_size < known.size:
-            return None
-        try:
-            fd = os.open(entry, _READ_FLAGS, dir_fd=dir_fd)
-        except OSError:
-            return None
-        try:
-            found = _compare(fd, known, st.st_size)
-        except OSError:
-            return None
-        finally:
-            os.close(fd)
-        if found is None:
-            return None
-        extents, digest = found
-        if sum(size for _, size in extents) > st.st_size * MAX_SHARE:
-            return None
-        self.made += 1
-        return Changes(member, extents, digest, st.st_size)
+    def applies(self, member: str, st: os.stat_result, known: BaseFile | None) -> bool:
+        """A changed file stored as extents over the full's copy `known` (it must not have shrunk)."""
+        return known is not None and 0 < known.size <= st.st_size and self.wants(member)
 
 
-def _compare(fd: int, known: BaseFile, size: int) -> tuple[list, str] | None:
-    """([(offset, size)] differing from the full's copy, the sha256 of the file's first `size` bytes); None
-    when the full lists no blocks and the file is not its copy followed by more."""
-    listed = bytes.fromhex(known.blocks) if known.blocks else None
-    whole, prefix, extents, offset = sha256(), sha256(), [], 0
-    while offset < size:
-        block = os.pread(fd, min(BLOCK, size - offset), offset)
-        if not block:
-            return None                 # shrank meanwhile
-        whole.update(block)
-        inside = block[:max(0, known.size - offset)]        # the part the full's copy had
-        index = offset // BLOCK
-        if listed is None:
-            prefix.update(inside)
-        elif inside and blake2b(inside, digest_size=DIGEST).digest() != listed[index * DIGEST:(index + 1) * DIGEST]:
-            _add(extents, offset, len(inside))
-        if len(inside) < len(block):
-            _add(extents, offset + len(inside), len(block) - len(inside))
-        offset += len(block)
-    if listed is None and prefix.hexdigest() != known.sha256:
-        return None
-    return extents, whole.hexdigest()
+class Extents:
+    """One delta file read block by block against the full's copy: feed() each block in order; `emit(offset,
+    data)` writes a changed run as an extent member and returns its entry; finish() gives the extents and the
+    sha256 of what a restore makes."""
 
+    def __init__(self, known: BaseFile, emit) -> None:
+        self.known, self.emit = known, emit
+        self.listed = bytes.fromhex(known.blocks) if known.blocks else None
+        self.whole, self.prefix = sha256(), sha256()
+        self.extents: list[dict] = []
+        self._run_at, self._run = 0, bytearray()
 
-def _add(extents: list, offset: int, size: int) -> None:
-    """Append an extent, merged with the last one when they touch."""
-    if extents and extents[-1][0] + extents[-1][1] == offset:
-        extents[-1] = (extents[-1][0], extents[-1][1] + size)
-    else:
-        extents.append((offset, size))
+    def feed(self, offset: int, block: bytes) -> None:
+        self.whole.update(block)
+        old = block[:max(0, self.known.size - offset)]       # what the full's copy had at these offsets
+        if self.listed is None:
+            self.prefix.update(old)
+        elif old and not self._same(offset // BLOCK, old):
+            self._changed(offset, old)
+        if len(old) < len(block):
+            self._changed(offset + len(old), block[len(old):])
+
+    def _same(self, index: int, old: bytes) -> bool:
+        return blake2b(old, digest_size=DIGEST).digest() == self.listed[index * DIGEST:(index + 1) * DIGEST]
+
+    def _changed(self, offset: int, data: bytes) -> None:
+        if self._run and (self._run_at + len(self._run) != offset or len(self._run) >= RUN_MAX):
+            self._flush()
+        if not self._run:
+            self._run_at = offset
+        self._run += data
+
+    def _flush(self) -> None:
+        if self._run:
+            self.extents.append(self.emit(self._run_at, bytes(self._run)))
+            self._run.clear()
+
+    def finish(self, read_again) -> tuple[list[dict], str]:
+        """(extents, sha256 of the file as restored). Without listed blocks, a start that is not the full's
+        copy is written too, read again with `read_again(offset, size)`."""
+        self._flush()
+        if self.listed is None and self.prefix.hexdigest() != self.known.sha256:
+            for offset in range(0, self.known.size, RUN_MAX):
+                self.extents.append(self.emit(offset, read_again(offset, min(RUN_MAX, self.known.size - offset))))
+            self.extents.sort(key=lambda extent: extent["offset"])
+        return self.extents, self.whole.hexdigest()

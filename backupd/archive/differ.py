@@ -16,7 +16,7 @@ from datetime import datetime
 from hashlib import sha256
 
 from .base_index import BaseFile, BaseIndex
-from .delta import Changes, DeltaMaker
+from .delta import DeltaMaker
 
 HASH_BLOCK = 1 << 20
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -66,11 +66,11 @@ class Differ:
             os.close(fd)
 
     def listing(self, prefix: str, entries: list[tuple[str, os.stat_result]],
-                dir_fd: int | None) -> tuple[bytes, dict[str, BaseFile], dict[str, Changes]]:
+                dir_fd: int | None) -> tuple[bytes, dict[str, BaseFile], dict[str, BaseFile]]:
         """(the directory's dumpdir, {entry name: the full's record} of its unchanged files, {entry name:
-        Changes} of its delta files); both are N in the dumpdir (the full's copy stays)."""
+        the full's record} of its delta files); both are N in the dumpdir (the full's copy stays)."""
         kept: dict[str, BaseFile] = {}
-        deltas: dict[str, Changes] = {}
+        deltas: dict[str, BaseFile] = {}
         codes = []
         for name, st in entries:
             if st_.S_ISDIR(st.st_mode):
@@ -84,11 +84,12 @@ class Differ:
             codes.append((os.fsencode(name), code))
         return dumpdir(codes), kept, deltas
 
-    def _delta(self, member: str, st: os.stat_result, entry: str, dir_fd: int | None) -> Changes | None:
-        if self.deltas is None or not self.deltas.wants(member):
+    def _delta(self, member: str, st: os.stat_result, entry: str, dir_fd: int | None) -> BaseFile | None:
+        """The full's record of a delta file (stored as extents over its copy), else None."""
+        if self.deltas is None:
             return None
         known = self.base.get(member)
-        return self.deltas.make(member, entry, dir_fd, st, known) if known is not None else None
+        return known if self.deltas.applies(member, st, known) else None
 
 
 def _racy_from(started) -> int:

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from backupd.archive.delta import Extents
 from backupd.config import load
 from backupd.jobs.history import History
 from backupd.jobs.runner import Run
+from backupd.restore import restore_set
 from tests.configs import directory_source, job, local_destination, write_config
 from tests.diff_trees import members, snapshot
 
@@ -92,16 +94,49 @@ def test_a_grown_log_and_a_file_changed_in_place_restore_with_the_readme_command
     assert {path: state for path, state in snapshot(restored).items() if path not in deltas} == expected
 
 
-def test_a_rotated_or_rewritten_file_is_stored_whole(tmp_path):
+def test_a_rotated_file_is_stored_whole_and_a_rewritten_one_is_all_extents(tmp_path):
     config = configure(tmp_path, delta_files=["logs/*"])
     data = tmp_path / "data"
-    (data / "logs/app.log").write_bytes(log_lines(50_000, 0))
-    run(config)
-    (data / "logs/app.log").write_bytes(log_lines(60_000, 1))       # every block differs
+    (data / "logs/rotated.log").write_bytes(log_lines(50_000, 0))
+    (data / "logs/rewritten.log").write_bytes(log_lines(50_000, 0))
+    full = run(config)
+    (data / "logs/rotated.log").write_bytes(log_lines(1_000, 1))       # shorter: the full's copy is no base
+    (data / "logs/rewritten.log").write_bytes(log_lines(60_000, 1))    # every block differs
     diff = run(config)
     archive = tmp_path / "var/archives" / diff.archive.name
-    assert "files/logs/app.log" in members(archive)
-    assert not any(name.startswith(".backupd-delta") for name in members(archive))
+    assert "files/logs/rotated.log" in members(archive) and "files/logs/rewritten.log" not in members(archive)
+    entry = next(e for e in diff_manifest(archive)["members"] if e["name"] == "files/logs/rewritten.log")
+    assert sum(extent["size"] for extent in entry["delta"]["extents"]) == len(log_lines(60_000, 1))
+    archives = tmp_path / "var/archives"
+    with open(archives / full.archive.name, "rb") as base, open(archive, "rb") as differential:
+        restore_set(base, differential, tmp_path / "out", name=diff.archive.name)
+    assert snapshot(tmp_path / "out/files") == snapshot(data)
+
+
+def test_a_file_written_to_while_it_is_read_restores_as_read(tmp_path, monkeypatch):
+    """A block changed after it was compared and before the next one is read: the file's sha256 is that of
+    what a restore makes (the full's blocks found equal, the extents written), so the set restores."""
+    config = configure(tmp_path, delta_files=["*.db"])
+    data = tmp_path / "data"
+    (data / "app.db").write_bytes(os.urandom(4 * MiB))
+    full = run(config)
+    with open(data / "app.db", "r+b") as db:
+        db.seek(3 * MiB)
+        db.write(b"changed before the run")
+    feed = Extents.feed
+
+    def writing_meanwhile(self, offset, block):
+        feed(self, offset, block)
+        if offset == 0:                  # block 0 was found equal; now the application writes into it
+            with open(data / "app.db", "r+b") as db:
+                db.write(b"written during the run")
+    monkeypatch.setattr(Extents, "feed", writing_meanwhile)
+    diff = run(config)
+    archives = tmp_path / "var/archives"
+    with open(archives / full.archive.name, "rb") as base, open(archives / diff.archive.name, "rb") as differential:
+        restore_set(base, differential, tmp_path / "out", name=diff.archive.name)
+    restored = (tmp_path / "out/files/app.db").read_bytes()
+    assert restored[3 * MiB:3 * MiB + 22] == b"changed before the run" and restored[:22] != b"written during the run"
 
 
 def test_files_that_match_no_glob_are_stored_whole(tmp_path):
