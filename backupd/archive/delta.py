@@ -127,7 +127,7 @@ class Extents:
 
     def _flush(self) -> None:
         if self._run:
-            self.extents.append(self.emit(self._run_at, bytes(self._run)))
+            self.extents.append(self.emit(self._run_at, self._run))     # written before it is cleared
             self._run.clear()
 
     def finish(self, read_again) -> tuple[list[dict], str]:

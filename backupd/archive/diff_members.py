@@ -58,7 +58,9 @@ class DifferentialMembers:
         """One changed run as member DELTA_DIR/<name>@<offset>; its manifest entry."""
         member = delta_member(name, offset)
         self._stream.write(self._headers.header(member, th.REGULAR, 0o600, self._uid, self._gid, len(data),
-                                                time.time(), data=data))
+                                                time.time()))
+        self._stream.write(data)            # not joined with the header: a run is up to 8 MiB
+        self._stream.write(th.padding(len(data)))
         self.members += 1
         return {"member": member, "offset": offset, "size": len(data), "sha256": sha256(data).hexdigest()}
 
