@@ -1,27 +1,15 @@
 """Trees for differential-backup tests: a snapshot of what a tree holds, and its restore with real tar -G."""
 from __future__ import annotations
 
-import os
-import stat
 import subprocess
 from pathlib import Path
 
+from tests.archive.helpers import tree_state
+
 
 def snapshot(root: Path) -> dict[str, tuple]:
-    """Every path under `root`: (kind, mode, mtime in whole seconds, bytes or link target)."""
-    found = {}
-    for folder, dirs, files in os.walk(root):
-        for name in dirs + files:
-            path = Path(folder, name)
-            st = path.lstat()
-            rel = str(path.relative_to(root))
-            if stat.S_ISLNK(st.st_mode):
-                found[rel] = ("link", os.readlink(path))
-            elif stat.S_ISDIR(st.st_mode):
-                found[rel] = ("dir", stat.S_IMODE(st.st_mode))
-            else:
-                found[rel] = ("file", stat.S_IMODE(st.st_mode), int(st.st_mtime), path.read_bytes())
-    return found
+    """tests.archive.helpers.tree_state without folders' mtimes (tar -G's purge may touch them)."""
+    return {path: state[:3] if state[0] == "dir" else state for path, state in tree_state(root).items()}
 
 
 def tar_restore(archives: list[Path], target: Path) -> None:

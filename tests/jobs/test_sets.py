@@ -68,6 +68,14 @@ def run(config, **fields):
     return Run(config=config, job=config.jobs["main"], history=History(config.daemon.state_dir), **fields).execute()
 
 
+def assert_tar_restores(tmp_path, full, differential) -> None:
+    """tar -G of the full then the differential gives the data tree as it is now."""
+    target = tmp_path / "restored"
+    tar_restore([tmp_path / "archives" / full.archive.name, tmp_path / "archives" / differential.archive.name],
+                target)
+    assert snapshot(target / "files") == snapshot(tmp_path / "data")
+
+
 def test_first_run_is_a_full_then_differentials_against_it(tmp_path):
     config = configure(tmp_path)
     build_tree(tmp_path / "data")
@@ -83,9 +91,7 @@ def test_first_run_is_a_full_then_differentials_against_it(tmp_path):
     assert "files/keep.bin" in names                  # a permission change stores the file again
     assert "files/docs/renamed/b.txt" in names and "files/docs/a.txt" in names
     assert "files/docs/deep/b.txt" not in names
-    target = tmp_path / "restored"
-    tar_restore([tmp_path / "archives" / first.archive.name, tmp_path / "archives" / second.archive.name], target)
-    assert snapshot(target / "files") == snapshot(tmp_path / "data")
+    assert_tar_restores(tmp_path, first, second)
 
 
 def test_unchanged_files_are_left_out_and_a_tree_copied_with_new_inodes_is_not_stored_again(tmp_path):
@@ -242,9 +248,7 @@ def test_a_reinstalled_machine_carries_on_the_set_from_the_destination(tmp_path)
     shutil.rmtree(tmp_path / "state")            # the history and the manifest copy are gone
     second = run(config)
     assert (second.archive.kind, second.archive.base) == ("differential", first.archive.name)
-    target = tmp_path / "restored"
-    tar_restore([tmp_path / "archives" / first.archive.name, tmp_path / "archives" / second.archive.name], target)
-    assert snapshot(target / "files") == snapshot(tmp_path / "data")
+    assert_tar_restores(tmp_path, first, second)
 
 
 def test_a_change_of_the_jobs_sources_starts_a_new_set(tmp_path):
