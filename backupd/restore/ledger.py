@@ -9,7 +9,8 @@ from __future__ import annotations
 import sqlite3
 from typing import Iterable
 
-from .check import Record
+from .check import MANIFEST_NAME, Record
+from .reader import ArchiveError
 
 BATCH = 1000
 MAX_SHOWN = 50                  # problems named one by one; the rest are counted
@@ -30,10 +31,17 @@ def _text(path: bytes) -> str:
 
 
 def _row(record: Record) -> tuple:
+    """A record as a row; ArchiveError naming the entry if a manifest's is malformed (a damaged archive)."""
     name, kind, size, sha, target = record
     kind = "dir" if kind == "dumpdir" else kind
-    return (key(name), kind, size if kind == "file" else 0, bytes.fromhex(sha) if kind == "file" else b"",
-            target.encode(*_ENCODING) if kind == "symlink" else b"")
+    try:
+        digest = bytes.fromhex(sha) if kind == "file" else b""
+        link = target.encode(*_ENCODING) if kind == "symlink" else b""
+    except (AttributeError, TypeError, ValueError):
+        raise ArchiveError(f"{MANIFEST_NAME}: the entry of {name!r} is malformed") from None
+    if kind == "file" and (type(size) is not int or len(digest) != 32):
+        raise ArchiveError(f"{MANIFEST_NAME}: the entry of {name!r} is malformed")
+    return (key(name), kind, size if kind == "file" else 0, digest, link)
 
 
 class Ledger:

@@ -219,3 +219,14 @@ def test_extras_below_an_extra_folder_are_left_to_its_removal():
         assert ledger.extras() == [("a", True), ("a-b", True), ("z", False)]
     finally:
         ledger.close()
+
+
+@pytest.mark.parametrize("bad", [{"sha256": "x" * 64}, {"sha256": 7}, {"size": "big"}, {"sha256": "ab"}])
+def test_a_malformed_manifest_entry_is_a_one_line_refusal(sets, tmp_path, bad):
+    """What a flipped bit in a manifest's line can make of it (zstd may decode it without complaint)."""
+    writer, src, full = sets
+    entry = {"name": "src/odd", "type": "file", "size": 1, "sha256": "0" * 64, "in": "full", **bad}
+    diff = writer.write_differential(src, tmp_path / "diff.tar.zst", add=(entry,))
+    with pytest.raises(RestoreError, match="the entry of 'src/odd' is malformed; nothing restored"):
+        restore_set(open(full, "rb"), open(diff, "rb"), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
